@@ -76,15 +76,14 @@ def drop_bounding(sys: Syscalls, caps: Capabilities, last: int | None = None) ->
 
 def check(caps: Capabilities, last: int | None = None) -> None:
     """Reject sets the kernel would refuse, naming the field, before anything is changed:
-    effective ⊆ permitted, ambient ⊆ permitted ∩ inheritable (for caps this kernel has)."""
+    effective ⊆ permitted (for caps this kernel has). Ambient capabilities outside
+    permitted ∩ inheritable are not an error: the kernel cannot raise them, and runc (whose own
+    default spec lists ambient caps without inheritable ones) skips them too."""
     known = _known(last_cap() if last is None else last)
-    prm, inh = mask(caps.permitted), mask(caps.inheritable)
+    prm = mask(caps.permitted)
     for name in caps.effective:
         if mask((name,)) & known & ~prm:
             raise InvalidArgument(f"process.capabilities.effective: {name} is not in permitted")
-    for name in caps.ambient:
-        if mask((name,)) & known & ~(prm & inh):
-            raise InvalidArgument(f"process.capabilities.ambient: {name} is not in permitted and inheritable")
 
 
 def apply(sys: Syscalls, caps: Capabilities, last: int | None = None) -> None:
@@ -97,9 +96,10 @@ def apply(sys: Syscalls, caps: Capabilities, last: int | None = None) -> None:
     sys.capset(CapSets(effective=mask(caps.effective) & known, permitted=mask(caps.permitted) & known,
                        inheritable=mask(caps.inheritable) & known))
     sys.prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL)
+    raisable = mask(caps.permitted) & mask(caps.inheritable)
     for name in caps.ambient:
         cap = CAP_NUMBERS[name]
-        if cap <= last:
+        if cap <= last and raisable >> cap & 1:
             sys.prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_RAISE, cap)
 
 

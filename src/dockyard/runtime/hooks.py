@@ -1,0 +1,45 @@
+"""OCI hooks: run each with the container state on stdin, in order, honouring its timeout."""
+
+from __future__ import annotations
+
+import json
+
+from dockyard.errors import DockyardError
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from dockyard.oci.runtime_spec import Hook
+
+
+def state_document(container_id: str, status: str, pid: int, bundle: str,
+                   annotations: tuple[tuple[str, str], ...]) -> bytes:
+    from dockyard.runtime.state import OCI_VERSION
+
+    doc = {"ociVersion": OCI_VERSION, "id": container_id, "status": status, "bundle": bundle}
+    if pid:
+        doc["pid"] = pid
+    if annotations:
+        doc["annotations"] = dict(annotations)
+    return json.dumps(doc).encode()
+
+
+def run_hooks(kind: str, hooks: tuple[Hook, ...], state: bytes) -> None:
+    """Run ``hooks`` of one kind; the first failure raises naming the hook and its exit."""
+    if not hooks:
+        return
+    import subprocess  # only when a hook exists: subprocess is not cheap to import
+
+    for i, hook in enumerate(hooks):
+        argv = list(hook.args) or [hook.path]
+        try:
+            proc = subprocess.run(argv, executable=hook.path, input=state, env=dict(
+                e.split("=", 1) for e in hook.env), capture_output=True, timeout=hook.timeout,
+                close_fds=True)
+        except subprocess.TimeoutExpired:
+            raise DockyardError(f"{kind} hook #{i} ({hook.path}) timed out after {hook.timeout}s") from None
+        except OSError as e:
+            raise DockyardError(f"{kind} hook #{i} ({hook.path}): {e.strerror}") from None
+        if proc.returncode != 0:
+            err = proc.stderr.decode(errors="replace").strip()
+            raise DockyardError(f"{kind} hook #{i} ({hook.path}) exited with status {proc.returncode}"
+                                + (f": {err}" if err else ""))
