@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import ctypes
 import os
-import platform
 
 from dockyard.errors import KernelError
 
@@ -144,7 +143,7 @@ class LibcSyscalls:
                                      ctypes.c_ulong, ctypes.c_char_p]
         self._libc.prctl.argtypes = [ctypes.c_int, ctypes.c_ulong, ctypes.c_ulong,
                                      ctypes.c_ulong, ctypes.c_ulong]
-        arch = platform.machine()
+        arch = os.uname().machine
         self._nr = {**_NR_COMMON, **_NR.get(arch, _NR["x86_64"])}
 
     def _check(self, rc: int, operation: str) -> int:

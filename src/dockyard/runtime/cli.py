@@ -284,6 +284,10 @@ def dispatch(argv: list[str]) -> int:
         log.error(str(e))
         return 1
     except OSError as e:
+        if gopts.get("debug"):
+            import traceback
+
+            traceback.print_exc()
         log.error(f"{e.strerror or e}" + (f": {e.filename}" if e.filename else ""))
         return 1
 

@@ -237,6 +237,10 @@ def _report(sync: socket.socket, e: BaseException) -> None:
         msg = f"{e.strerror or e}" + (f": {e.filename}" if e.filename else "")
     else:
         msg = f"{type(e).__name__}: {e}"
+    if os.environ.get("DOCKYARD_RUNTIME_DEBUG"):
+        import traceback
+
+        msg += "\n" + "".join(traceback.format_exception(e))
     try:
         send(sync, error=msg)
     except OSError:

@@ -53,7 +53,8 @@ def connect_console_socket(path: str) -> socket.socket:
 
 def become_controlling(slave_path: str) -> None:
     """In the container process: new session, the slave as controlling tty and stdio."""
-    os.setsid()
+    if os.getsid(0) != os.getpid():
+        os.setsid()
     fd = os.open(slave_path, os.O_RDWR)
     fcntl.ioctl(fd, termios.TIOCSCTTY, 0)
     for n in (0, 1, 2):
