@@ -1,0 +1,79 @@
+#!/usr/bin/env bash
+# Run one busybox container with dockyard-runtime and explain what it shows from inside.
+# Root only. RUNTIME=/usr/sbin/runc bash scripts/demo.sh runs the same demo with runc.
+# Exits 0 only if the container ran and its shell saw itself as PID 1.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+RT=${RUNTIME:-.venv/bin/dockyard-runtime}
+PY=.venv/bin/python
+heading() { printf '\n== %s\n' "$*"; }
+die() { printf 'demo: %s\n' "$*" >&2; exit 1; }
+
+[ "$(id -u)" -eq 0 ] || die "needs root (namespaces, cgroups, mounts)"
+[ -x /bin/busybox ] || die "needs /bin/busybox (apt-get install busybox-static, or make deps)"
+[ -x "$RT" ] || die "no runtime at $RT (make deps)"
+
+bundle=$(mktemp -d /tmp/dockyard-demo.XXXXXX)
+state="$bundle/state"          # a private --root, so the demo touches no shared runtime state
+id="demo-$(od -An -N4 -tx1 /dev/urandom | tr -d ' \n')"
+cleanup() {
+  "$RT" --root "$state" delete --force "$id" >/dev/null 2>&1 || true
+  rmdir /sys/fs/cgroup/*/dockyard-demo /sys/fs/cgroup/dockyard-demo 2>/dev/null || true
+  rm -rf "$bundle"
+}
+trap cleanup EXIT
+
+heading "1. a busybox root filesystem in $bundle/rootfs"
+mkdir -p "$bundle/rootfs/bin"
+cp /bin/busybox "$bundle/rootfs/bin/busybox"
+for applet in $(/bin/busybox --list); do
+  [ "$applet" = busybox ] || ln -s busybox "$bundle/rootfs/bin/$applet"
+done
+mkdir -p "$bundle"/rootfs/{proc,sys,dev,tmp,etc}
+echo "bin/busybox (static) + $(find "$bundle/rootfs/bin" -type l | wc -l) applet links; empty proc sys dev tmp etc"
+
+heading "2. config.json: '$(basename "$RT") spec', then our changes"
+"$RT" spec --bundle "$bundle"
+# What the container runs. Single quotes: $(hostname) and $$ are expanded inside the container.
+cmd='echo hostname: $(hostname)
+echo pid: $$
+echo memory limit: $(cat /sys/fs/cgroup/memory/memory.limit_in_bytes 2>/dev/null || cat /sys/fs/cgroup/memory.max)
+grep Cap /proc/self/status
+echo network:
+ip link 2>/dev/null | head -3'
+"$PY" - "$bundle/config.json" "$cmd" "$id" <<'PY'
+import json, sys
+path, cmd, cid = sys.argv[1:]
+with open(path) as f:
+    spec = json.load(f)
+spec["process"]["args"] = ["sh", "-c", cmd]
+spec["process"]["terminal"] = False
+spec["hostname"] = "dockyard-demo"
+spec["linux"].setdefault("resources", {})["memory"] = {"limit": 64 * 1024 * 1024}
+spec["linux"]["cgroupsPath"] = f"/dockyard-demo/{cid}"
+with open(path, "w") as f:
+    json.dump(spec, f, indent=2)
+print(f"args: sh -c <the commands below>\nhostname: dockyard-demo\nmemory limit: 64 MiB\n"
+      f"cgroupsPath: /dockyard-demo/{cid}\n\n{cmd}")
+PY
+
+heading "3. $(basename "$RT") run --bundle $bundle $id"
+"$RT" --root "$state" run --bundle "$bundle" "$id" </dev/null | tee "$bundle/out"
+
+heading "4. what that shows"
+out="$bundle/out"
+field() { sed -n "s/^$1:[[:space:]]*//p" "$out" | head -1; }
+ncaps() { "$PY" -c 'import sys; print(bin(int(sys.argv[1], 16)).count("1"))' "${1:-0}"; }
+echo "hostname: $(field hostname)  - its own UTS namespace; the host is still $(hostname)"
+echo "pid: $(field pid)  - the shell is PID 1 of a new PID namespace (on the host it has another pid)"
+echo "memory limit: $(field 'memory limit')  - 64 MiB, enforced by the cgroup /dockyard-demo/$id"
+inside=$(field CapBnd)
+host=$(sed -n 's/^CapBnd:[[:space:]]*//p' /proc/self/status)
+echo "CapBnd: $inside  - $(ncaps "$inside") capabilities left in the bounding set;" \
+     "the host has $host ($(ncaps "$host"))"
+echo "network: only the loopback device - a network namespace of its own, nothing attached yet"
+
+grep -qx 'pid: 1' "$out" || die "the container did not report pid: 1"
+echo
+echo "demo: ok"
