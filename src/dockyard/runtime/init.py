@@ -152,8 +152,13 @@ def _switch_user(process: Process) -> None:
     os.setresuid(u.uid, u.uid, u.uid)
 
 
-def finalize_and_exec(sys: Syscalls, launch: Launch, path: str) -> None:
-    """Last steps before execve, in runc's order; seccomp is loaded last when NNP is set."""
+def finalize_and_exec(sys: Syscalls, launch: Launch, path: str, keep_fd: int = -1) -> None:
+    """Last steps before execve, in runc's order; seccomp is loaded last when NNP is set.
+
+    Every fd but stdio, the preserved ones and ``keep_fd`` (a CLOEXEC socket whose EOF tells the
+    runtime the exec happened) is closed *before* chdir to the process's cwd, so no host
+    directory can be reached through a leaked fd (CVE-2024-21626).
+    """
     process = launch.process
     _set_rlimits(process)
     _set_oom_score_adj(process.oom_score_adj)
@@ -163,7 +168,12 @@ def finalize_and_exec(sys: Syscalls, launch: Launch, path: str) -> None:
         filt.load(no_new_privileges=False)
     # Only stdio and preserved fds survive exec.
     first_closed = 3 + launch.preserve_fds
-    sys.close_range(first_closed, 0xFFFFFFFF, k.CLOSE_RANGE_CLOEXEC)
+    if keep_fd >= first_closed:
+        if keep_fd > first_closed:
+            sys.close_range(first_closed, keep_fd - 1, 0)
+        sys.close_range(keep_fd + 1, 0xFFFFFFFF, 0)
+    else:
+        sys.close_range(first_closed, 0xFFFFFFFF, 0)
     for fd in range(3, first_closed):
         try:
             os.set_inheritable(fd, True)
@@ -336,5 +346,5 @@ def _exec_child(sys: Syscalls, launch: Launch, sync: socket.socket) -> int:
         os.close(launch.console_fd)
         terminal.become_controlling(slave)
     path = lookup_executable(process)
-    finalize_and_exec(sys, launch, path)
+    finalize_and_exec(sys, launch, path, keep_fd=sync.fileno())
     return 1  # not reached

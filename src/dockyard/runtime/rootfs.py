@@ -123,13 +123,18 @@ def _do_mount(root: Root, step: MountStep, *, userns: bool, cgroup_paths: dict[s
             old_fd = os.open(target, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
         if step.bind:
             sys.mount(step.source, target, None, step.flags & (k.MS_BIND | k.MS_REC), None)
-            if step.readonly_remount:
-                flags = remount_flags(step)
-                if userns:
-                    flags |= _locked_flags(target)
-                sys.mount(None, target, None, flags, None)
         else:
             sys.mount(step.source, target, step.fstype, step.flags, step.data or None)
+        if step.readonly_remount or step.propagation:
+            # The fd still names the directory *under* the new mount: reopen to reach the mount.
+            os.close(fd)
+            fd = root.open(step.destination, no_symlinks=step.no_symlink)
+            target = _fdpath(fd)
+        if step.readonly_remount:
+            flags = remount_flags(step)
+            if userns:
+                flags |= _locked_flags(target)
+            sys.mount(None, target, None, flags, None)
         if step.propagation:
             sys.mount(None, target, None, step.propagation, None)
         if old_fd >= 0:
@@ -167,8 +172,10 @@ def _mount_cgroup(root: Root, step: MountStep, cgroup_paths: dict[str, str], cgr
             if cgroupns:
                 sys.mount("cgroup2", _fdpath(fd), "cgroup2", flags, None)
             else:
-                src = cgroup_paths.get("unified") or next(iter(cgroup_paths.values()))
+                src = cgroup_paths.get("") or next(iter(cgroup_paths.values()))
                 sys.mount(src, _fdpath(fd), None, k.MS_BIND | k.MS_REC, None)
+                os.close(fd)
+                fd = root.open(step.destination)
                 sys.mount(None, _fdpath(fd), None, k.MS_BIND | k.MS_REMOUNT | (flags & ~k.MS_REC), None)
         finally:
             os.close(fd)
@@ -192,6 +199,8 @@ def _mount_cgroup(root: Root, step: MountStep, cgroup_paths: dict[str, str], cgr
                 if src is None:
                     continue
                 sys.mount(src, _fdpath(sub), None, k.MS_BIND | k.MS_REC, None)
+                os.close(sub)
+                sub = root.open(dest)  # now the bind mount itself
                 sys.mount(None, _fdpath(sub), None, k.MS_BIND | k.MS_REMOUNT | (flags & ~k.MS_REC), None)
         finally:
             os.close(sub)
