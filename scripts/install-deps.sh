@@ -74,3 +74,7 @@ if [ ! -e "$stamp" ] || [ pyproject.toml -nt "$stamp" ] || [ ! -x .venv/bin/dock
 else
   say ".venv up to date"
 fi
+
+# Byte-compile the sources: dockyard-runtime starts once per container, and without .pyc files
+# (PYTHONDONTWRITEBYTECODE, read-only checkouts) every start recompiles every module (~30 ms).
+.venv/bin/python -m compileall -q src >/dev/null

@@ -284,9 +284,8 @@ def start(states: st.StateDir, container_id: str) -> st.ContainerState:
         os.write(fd, b"0")
     finally:
         os.close(fd)
-    os.unlink(fifo)
+    os.unlink(fifo)  # from now on the derived status is "running": no state write needed
     running = replace(cur, status=st.RUNNING)
-    states.save(running)
     spec = parse_spec(json.loads(cur.config))
     doc = state_document(cur.id, st.RUNNING, cur.pid, cur.bundle, cur.annotations)
     try:
@@ -308,8 +307,6 @@ def run_started(states: st.StateDir, created: Created, *, detach: bool, keep: bo
         send(created.sync, start=True)
     finally:
         created.sync.close()
-    running = replace(cur, status=st.RUNNING)
-    states.save(running)
     try:
         doc = state_document(cur.id, st.RUNNING, cur.pid, cur.bundle, cur.annotations)
         run_hooks("poststart", created.spec.hooks.poststart, doc)
