@@ -294,7 +294,7 @@ def _init(sys: Syscalls, launch: Launch, sync: socket.socket) -> int:
     if launch.create_container_hooks or launch.start_container_hooks:
         send(sync, whoami=True)
         host_pid = int(recv(sync).get("pid", 0))
-        doc = state_document(launch.container_id, "created", host_pid, launch.bundle, launch.annotations)
+        doc = state_document(launch.container_id, "creating", host_pid, launch.bundle, launch.annotations)
         run_hooks("createContainer", launch.create_container_hooks, doc)
     rootfs.pivot(sys, plan)
     if process.terminal:
@@ -319,7 +319,7 @@ def _init(sys: Syscalls, launch: Launch, sync: socket.socket) -> int:
             return 1
         sync.close()
     if launch.start_container_hooks:
-        doc = state_document(launch.container_id, "running", host_pid, launch.bundle, launch.annotations)
+        doc = state_document(launch.container_id, "created", host_pid, launch.bundle, launch.annotations)
         run_hooks("startContainer", launch.start_container_hooks, doc)
     try:
         finalize_and_exec(sys, launch, path)
