@@ -7,10 +7,10 @@ arguments. It is also cheaper to import than argparse, and this process starts f
 
 from __future__ import annotations
 
-import json
 import os
 import sys
 
+from dockyard import leanjson as json
 from dockyard.errors import DockyardError, InvalidArgument
 
 TYPE_CHECKING = False

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import json
+import _signal as signal  # the C module: signal.py's enums cost ~2 ms to import
 import os
-import signal
 import time
 
+from dockyard import leanjson as json
 from dockyard.errors import DockyardError, FailedPrecondition, InvalidArgument, NotFound
 from dockyard.record import replace
 from dockyard.runtime import state as st
@@ -48,10 +48,10 @@ def parse_signal(text: str) -> int:
         return n
     if not t.startswith("SIG"):
         t = "SIG" + t
-    try:
-        return int(signal.Signals[t])
-    except KeyError:
-        raise InvalidArgument(f"unknown signal {text!r}") from None
+    value = getattr(signal, t, None) if not t.startswith("SIG_") else None
+    if not isinstance(value, int):
+        raise InvalidArgument(f"unknown signal {text!r}")
+    return value
 
 
 def kill(states: st.StateDir, container_id: str, sig: int, all_processes: bool = False) -> None:

@@ -7,18 +7,17 @@ killed, the cgroup removed, the state directory deleted. Nothing is left behind.
 
 from __future__ import annotations
 
-import json
 import os
-import signal
-import socket
+from _signal import SIGKILL  # the C module: signal.py's enums cost ~2 ms to import
 
+from dockyard import leanjson as json
 from dockyard.errors import DockyardError, FailedPrecondition, InvalidArgument, NotFound
 from dockyard.kernel import syscalls as k
 from dockyard.oci.runtime_spec import Spec, parse_spec
 from dockyard.record import replace
 from dockyard.runtime import state as st
 from dockyard.runtime.default_spec import effective_resources
-from dockyard.runtime.init import JOIN_ORDER, Launch, recv, send, stage1
+from dockyard.runtime.init import JOIN_ORDER, Channel, Launch, recv, send, stage1
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -72,7 +71,7 @@ def _write_maps(pid: int, spec: Spec) -> None:
 class Created:
     """A container whose init is waiting (to be started, or told ``start`` over ``sync``)."""
 
-    def __init__(self, state: st.ContainerState, spec: Spec, sync: socket.socket | None,
+    def __init__(self, state: st.ContainerState, spec: Spec, sync: Channel | None,
                  console_master: int, cgroup: Cgroup) -> None:
         self.state, self.spec, self.sync = state, spec, sync
         self.console_master, self.cgroup = console_master, cgroup
@@ -81,7 +80,7 @@ class Created:
 def create(sys: Syscalls, states: st.StateDir, container_id: str, bundle: str, *, mode: str,
            pid_file: str = "", console_socket: str = "", no_pivot: bool = False,
            preserve_fds: int = 0, detach: bool = True) -> Created:
-    """Create the container; in ``run`` mode the init waits on the returned ``sync`` socket."""
+    """Create the container; in ``run`` mode the init waits on the returned ``sync`` channel."""
     from dockyard.runtime import capabilities
     from dockyard.runtime.plan import rootfs_plan
 
@@ -150,6 +149,8 @@ def create(sys: Syscalls, states: st.StateDir, container_id: str, bundle: str, *
 
             console_fd = connect_console_socket(console_socket).detach()
         elif process.terminal:  # foreground run -t: we are the console's other end
+            import socket
+
             parent_c, child_c = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
             console_fd = child_c.detach()
         launch = Launch(
@@ -167,7 +168,7 @@ def create(sys: Syscalls, states: st.StateDir, container_id: str, bundle: str, *
             cgroupns=any(n.type == "cgroup" and not n.path for n in lx.namespaces),
             console_fd=console_fd, fifo_fd=fifo_fd,
         )
-        parent, child = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+        parent, child = Channel.pair()
         if mode == "run" and not detach:
             sys.prctl(k.PR_SET_CHILD_SUBREAPER, 1)
         pid1 = os.fork()
@@ -210,7 +211,7 @@ def create(sys: Syscalls, states: st.StateDir, container_id: str, bundle: str, *
         if not ok:
             if init_pid:
                 try:
-                    os.kill(init_pid, signal.SIGKILL)
+                    os.kill(init_pid, SIGKILL)
                 except ProcessLookupError:
                     pass
             if parent is not None:
@@ -227,7 +228,7 @@ def _raw_config(bundle: str) -> dict:
         return json.loads(f.read())
 
 
-def _converse(sync: socket.socket, stage1_pid: int, spec: Spec, base: st.ContainerState) -> int:
+def _converse(sync: Channel, stage1_pid: int, spec: Spec, base: st.ContainerState) -> int:
     """Serve the children's requests until the init says ``ready``; return the init's host pid."""
     from dockyard.runtime.hooks import run_hooks, state_document
 
@@ -258,7 +259,7 @@ def _converse(sync: socket.socket, stage1_pid: int, spec: Spec, base: st.Contain
     except BaseException:
         if init_pid:
             try:
-                os.kill(init_pid, signal.SIGKILL)
+                os.kill(init_pid, SIGKILL)
             except ProcessLookupError:
                 pass
         raise

@@ -2,16 +2,15 @@
 
 from __future__ import annotations
 
-import json
+import _signal as signal  # the C module: signal.py's enums cost ~2 ms to import
 import os
-import signal
-import socket
 
+from dockyard import leanjson as json
 from dockyard.errors import DockyardError, FailedPrecondition, InvalidArgument
 from dockyard.kernel import syscalls as k
 from dockyard.oci.runtime_spec import parse_spec
 from dockyard.runtime import state as st
-from dockyard.runtime.init import JOIN_ORDER, Launch, recv, stage1
+from dockyard.runtime.init import JOIN_ORDER, Channel, Launch, recv, stage1
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -63,7 +62,10 @@ def wait_foreground(pid: int, master: int = -1) -> int:
 
 def exec_process(sys: Syscalls, states: st.StateDir, container_id: str, process: Process, *,
                  detach: bool, pid_file: str = "", console_socket: str = "", preserve_fds: int = 0) -> int:
-    from dockyard.runtime import capabilities, terminal  # noqa: F401 - the child cannot import after setns
+    from dockyard.runtime import capabilities
+
+    if process.terminal:
+        from dockyard.runtime import terminal  # noqa: F401 - the child cannot import after setns
 
     cur = states.load(container_id)
     from dockyard.runtime.commands import current_status
@@ -110,6 +112,8 @@ def exec_process(sys: Syscalls, states: st.StateDir, container_id: str, process:
 
         console_fd = connect_console_socket(console_socket).detach()
     elif process.terminal:
+        import socket
+
         parent_c, child_c = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
         console_fd = child_c.detach()
     launch = Launch(
@@ -121,7 +125,7 @@ def exec_process(sys: Syscalls, states: st.StateDir, container_id: str, process:
         cgroup_procs=tuple(f"{p}/cgroup.procs" for p in dict.fromkeys(cg_paths.values())),
         cgroup_paths=tuple(cg_paths.items()), cgroupns=False, console_fd=console_fd, fifo_fd=-1,
     )
-    parent, child = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+    parent, child = Channel.pair()
     if not detach:
         sys.prctl(k.PR_SET_CHILD_SUBREAPER, 1)
     pid1 = os.fork()

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-import json
 
+from dockyard import leanjson as json
 from dockyard.errors import DockyardError
 
 TYPE_CHECKING = False

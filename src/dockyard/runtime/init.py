@@ -7,7 +7,7 @@ Process tree of ``create``::
 
 Stage 1 exists because a new PID namespace only applies to children of the process that unshared
 it. It places itself in the container's cgroups first, so everything after is accounted. Init builds
-the rootfs, reports ``ready`` to P over a SOCK_SEQPACKET socketpair, waits to be started, then
+the rootfs, reports ``ready`` to P over a pipe ``Channel``, waits to be started, then
 finalizes the process (user, capabilities, seccomp last) and execs. From the first fork on, the
 children are non-dumpable: a container process cannot open /proc/<pid>/exe of the runtime's
 interpreter (CVE-2019-5736) or its fds; execve resets that for the container's own program.
@@ -17,12 +17,11 @@ from __future__ import annotations
 
 import errno
 import fcntl
-import json
 import os
 import resource
-import socket
 import struct
 
+from dockyard import leanjson as json
 from dockyard.errors import DockyardError, FailedPrecondition, InvalidArgument, KernelError
 from dockyard.kernel import syscalls as k
 from dockyard.record import Record
@@ -73,15 +72,54 @@ class Launch(Record):
 # ------------------------------------------------------------------ sync channel
 
 
-def send(sock: socket.socket, **msg: object) -> None:
-    sock.send(json.dumps(msg).encode())
+class Channel:
+    """Two-way messages (one JSON object a line) over two pipes.
+
+    Pipes, not a socketpair: importing ``socket`` costs ~3 ms at every runtime start. Both fds are
+    CLOEXEC, so the end a child keeps closes at its execve: EOF tells the runtime the exec happened.
+    """
+
+    def __init__(self, rfd: int, wfd: int) -> None:
+        self.rfd, self.wfd = rfd, wfd
+        self._buf = b""
+
+    @classmethod
+    def pair(cls) -> tuple[Channel, Channel]:
+        a_read, b_write = os.pipe()
+        b_read, a_write = os.pipe()
+        return cls(a_read, a_write), cls(b_read, b_write)
+
+    def fileno(self) -> int:
+        return self.wfd
+
+    def send(self, **msg: object) -> None:
+        os.write(self.wfd, json.dumps(msg).encode() + b"\n")
+
+    def recv(self) -> dict:
+        while b"\n" not in self._buf:
+            chunk = os.read(self.rfd, 65536)
+            if not chunk:
+                return {}
+            self._buf += chunk
+        line, _, self._buf = self._buf.partition(b"\n")
+        return json.loads(line)
+
+    def close(self) -> None:
+        for fd in (self.rfd, self.wfd):
+            if fd >= 0:
+                try:
+                    os.close(fd)
+                except OSError:
+                    pass
+        self.rfd = self.wfd = -1
 
 
-def recv(sock: socket.socket) -> dict:
-    data = sock.recv(65536)
-    if not data:
-        return {}
-    return json.loads(data)
+def send(ch: Channel, **msg: object) -> None:
+    ch.send(**msg)
+
+
+def recv(ch: Channel) -> dict:
+    return ch.recv()
 
 
 # ------------------------------------------------------------------ helpers
@@ -89,10 +127,15 @@ def recv(sock: socket.socket) -> dict:
 
 def _bring_up_loopback() -> None:
     siocgifflags, siocsifflags, iff_up = 0x8913, 0x8914, 0x1
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+    import _socket  # the C module: socket.py's enums cost ~3 ms to import
+
+    s = _socket.socket(_socket.AF_INET, _socket.SOCK_DGRAM)
+    try:
         ifr = struct.pack("16sh14x", b"lo", 0)
         flags = struct.unpack("16sh14x", fcntl.ioctl(s.fileno(), siocgifflags, ifr))[1]
         fcntl.ioctl(s.fileno(), siocsifflags, struct.pack("16sh14x", b"lo", flags | iff_up))
+    finally:
+        s.close()
 
 
 def lookup_executable(process: Process) -> str:
@@ -200,13 +243,19 @@ def finalize_and_exec(sys: Syscalls, launch: Launch, path: str, keep_fd: int = -
         if filt is not None:
             filt.load(no_new_privileges=True)
     env = dict(e.split("=", 1) for e in process.env)
+    # Python ignores SIGPIPE and SIGXFSZ, and an ignored disposition survives execve: restore
+    # the defaults the container's program expects (`yes | head` must end).
+    import _signal
+
+    for signum in (_signal.SIGPIPE, _signal.SIGXFSZ):
+        _signal.signal(signum, _signal.SIG_DFL)
     os.execve(path, list(process.args), env)
 
 
 # ------------------------------------------------------------------ stage 1
 
 
-def stage1(sys: Syscalls, launch: Launch, sync: socket.socket) -> int:
+def stage1(sys: Syscalls, launch: Launch, sync: Channel) -> int:
     """Runs in the first child: cgroups, namespaces, then forks the init. Returns an exit code."""
     sys.prctl(k.PR_SET_DUMPABLE, 0)
     for procs in launch.cgroup_procs:
@@ -240,7 +289,7 @@ def stage1(sys: Syscalls, launch: Launch, sync: socket.socket) -> int:
     return 0
 
 
-def _report(sync: socket.socket, e: BaseException) -> None:
+def _report(sync: Channel, e: BaseException) -> None:
     if isinstance(e, DockyardError):
         msg = str(e)
     elif isinstance(e, OSError):
@@ -257,7 +306,7 @@ def _report(sync: socket.socket, e: BaseException) -> None:
         os.write(2, f"dockyard-runtime init: {msg}\n".encode())
 
 
-def _child_main(sys: Syscalls, launch: Launch, sync: socket.socket) -> int:
+def _child_main(sys: Syscalls, launch: Launch, sync: Channel) -> int:
     if launch.mode == "exec":
         return _exec_child(sys, launch, sync)
     return _init(sys, launch, sync)
@@ -266,10 +315,13 @@ def _child_main(sys: Syscalls, launch: Launch, sync: socket.socket) -> int:
 # ------------------------------------------------------------------ init (create / run)
 
 
-def _init(sys: Syscalls, launch: Launch, sync: socket.socket) -> int:
+def _init(sys: Syscalls, launch: Launch, sync: Channel) -> int:
     # Everything imported after pivot_root would be looked up in the container: import it now.
-    from dockyard.runtime import rootfs, terminal
+    from dockyard.runtime import rootfs
     from dockyard.runtime.hooks import run_hooks, state_document
+
+    if launch.process.terminal:
+        from dockyard.runtime import terminal
 
     if launch.start_container_hooks:
         import subprocess  # noqa: F401 - used by run_hooks after pivot_root
@@ -302,7 +354,7 @@ def _init(sys: Syscalls, launch: Launch, sync: socket.socket) -> int:
         rootfs.bind_console(sys, slave)
         if process.console_size:
             terminal.set_size(master, process.console_size.height, process.console_size.width)
-        terminal.send_master(socket.socket(fileno=os.dup(launch.console_fd)), master)
+        terminal.send_master_fd(launch.console_fd, master)
         os.close(master)
         os.close(launch.console_fd)
         terminal.become_controlling(slave)
@@ -332,16 +384,16 @@ def _init(sys: Syscalls, launch: Launch, sync: socket.socket) -> int:
 # ------------------------------------------------------------------ exec
 
 
-def _exec_child(sys: Syscalls, launch: Launch, sync: socket.socket) -> int:
+def _exec_child(sys: Syscalls, launch: Launch, sync: Channel) -> int:
     """A process joining a running container. ``sync`` is CLOEXEC: EOF tells P the exec happened."""
-    from dockyard.runtime import terminal  # imported by the runtime before the fork
-
     process = launch.process
     if process.terminal:
+        from dockyard.runtime import terminal  # already imported by the runtime before the fork
+
         master, slave = terminal.open_pty()
         if process.console_size:
             terminal.set_size(master, process.console_size.height, process.console_size.width)
-        terminal.send_master(socket.socket(fileno=os.dup(launch.console_fd)), master)
+        terminal.send_master_fd(launch.console_fd, master)
         os.close(master)
         os.close(launch.console_fd)
         terminal.become_controlling(slave)

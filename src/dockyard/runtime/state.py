@@ -11,10 +11,10 @@ stale status behind. Allowed transitions are explicit.
 from __future__ import annotations
 
 import errno
-import json
 import os
 import time
 
+from dockyard import leanjson as json
 from dockyard.errors import AlreadyExists, FailedPrecondition, InvalidArgument, NotFound
 from dockyard.record import Record
 

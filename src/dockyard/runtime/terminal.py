@@ -38,6 +38,15 @@ def send_master(sock: socket.socket, master: int) -> None:
     socket.send_fds(sock, [b"/dev/ptmx"], [master])
 
 
+def send_master_fd(sock_fd: int, master: int) -> None:
+    """Send over a connected unix socket given as a bare fd (the fd stays open)."""
+    sock = socket.socket(fileno=os.dup(sock_fd))
+    try:
+        send_master(sock, master)
+    finally:
+        sock.close()
+
+
 def recv_master(sock: socket.socket) -> int:
     _msg, fds, _flags, _addr = socket.recv_fds(sock, 4096, 1)
     if not fds:

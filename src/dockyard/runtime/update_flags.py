@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-import json
 import sys
 
+from dockyard import leanjson as json
 from dockyard.errors import InvalidArgument
 from dockyard.oci.runtime_spec import Resources, parse_resources
 
