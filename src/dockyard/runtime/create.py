@@ -110,6 +110,7 @@ def create(sys: Syscalls, states: st.StateDir, container_id: str, bundle: str, *
     for kind, path in join:
         if not os.path.exists(path):
             raise InvalidArgument(f"config.json: linux.namespaces: {kind} namespace path {path} does not exist")
+    cgroupns = any(n.type == "cgroup" and not n.path for n in lx.namespaces)
     unshare = 0
     for n in lx.namespaces:
         if not n.path and n.type != "user":
@@ -163,9 +164,13 @@ def create(sys: Syscalls, states: st.StateDir, container_id: str, bundle: str, *
             create_container_hooks=spec.hooks.create_container,
             start_container_hooks=spec.hooks.start_container,
             want_runtime_hooks=bool(spec.hooks.prestart or spec.hooks.create_runtime),
-            cgroup_procs=tuple(f"{p}/cgroup.procs" for p in dict.fromkeys(cg_paths.values())),
+            # Joining a v1 cgroup waits ~8 ms in the kernel (an RCU grace period). Without a
+            # cgroup namespace (whose root must be the container's cgroup at unshare time), the
+            # runtime moves the init itself while the init builds its rootfs: see _converse.
+            cgroup_procs=tuple(f"{p}/cgroup.procs" for p in dict.fromkeys(cg_paths.values()))
+            if cgroupns else (),
             cgroup_paths=tuple(cg_paths.items()),
-            cgroupns=any(n.type == "cgroup" and not n.path for n in lx.namespaces),
+            cgroupns=cgroupns,
             console_fd=console_fd, fifo_fd=fifo_fd,
         )
         parent, child = Channel.pair()
@@ -188,7 +193,7 @@ def create(sys: Syscalls, states: st.StateDir, container_id: str, bundle: str, *
         if console_fd >= 0:
             os.close(console_fd)
             console_fd = -1
-        init_pid = _converse(parent, pid1, spec, base)
+        init_pid = _converse(parent, pid1, spec, base, None if cgroupns else cgroup)
         start_time = st.proc_start_time(init_pid)
         if start_time is None:
             raise DockyardError(f"create {container_id}: the container's init exited during setup")
@@ -228,8 +233,13 @@ def _raw_config(bundle: str) -> dict:
         return json.loads(f.read())
 
 
-def _converse(sync: Channel, stage1_pid: int, spec: Spec, base: st.ContainerState) -> int:
-    """Serve the children's requests until the init says ``ready``; return the init's host pid."""
+def _converse(sync: Channel, stage1_pid: int, spec: Spec, base: st.ContainerState,
+              join: Cgroup | None) -> int:
+    """Serve the children's requests until the init says ``ready``; return the init's host pid.
+
+    With ``join``, the init is moved into that cgroup as soon as its pid is known; the init only
+    forks (hooks) or execs after a later reply, so nothing of the container runs outside it.
+    """
     from dockyard.runtime.hooks import run_hooks, state_document
 
     init_pid = 0
@@ -245,6 +255,8 @@ def _converse(sync: Channel, stage1_pid: int, spec: Spec, base: st.ContainerStat
                 send(sync, mapped=True)
             elif "pid" in msg:
                 init_pid = int(msg["pid"])
+                if join is not None:
+                    join.add_pid(init_pid)
                 os.waitpid(stage1_pid, 0)
                 stage1_pid = 0
             elif "whoami" in msg:
