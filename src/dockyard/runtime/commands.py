@@ -65,7 +65,7 @@ def kill(states: st.StateDir, container_id: str, sig: int, all_processes: bool =
         else:
             cg.kill_all(sig)
         return
-    if status == st.STOPPED:
+    if status == st.STOPPED or cur.pid <= 0:  # pid 0 ("creating"): os.kill(0) is our own group
         raise FailedPrecondition(f"container {container_id} is not running")
     try:
         os.kill(cur.pid, sig)
@@ -96,7 +96,7 @@ def delete(states: st.StateDir, container_id: str, force: bool = False) -> None:
     if status in (st.RUNNING, st.PAUSED) and not force:
         raise FailedPrecondition(f"cannot delete container {container_id} that is not stopped: {status}")
     cg = st.open_cgroup(cur)
-    if status != st.STOPPED:
+    if status != st.STOPPED and cur.pid > 0:  # pid 0 ("creating"): the cgroup kill below does it
         try:
             os.kill(cur.pid, signal.SIGKILL)
         except ProcessLookupError:
