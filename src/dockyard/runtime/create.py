@@ -205,7 +205,7 @@ def create(sys: Syscalls, states: st.StateDir, container_id: str, bundle: str, *
         created = replace(base, pid=init_pid, start_time=start_time, status=st.CREATED)
         states.save(created)
         if pid_file:
-            st.write_atomic(os.path.abspath(pid_file), str(init_pid).encode())
+            st.write_atomic(os.path.abspath(pid_file), str(init_pid).encode(), durable=False)
         ok = True
         return Created(created, spec, parent if mode == "run" else None, master, cgroup)
     finally:

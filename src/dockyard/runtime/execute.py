@@ -173,7 +173,7 @@ def exec_process(sys: Syscalls, states: st.StateDir, container_id: str, process:
     if not proc_pid:
         raise DockyardError(f"exec in container {container_id}: the process did not start")
     if pid_file:
-        st.write_atomic(os.path.abspath(pid_file), str(proc_pid).encode())
+        st.write_atomic(os.path.abspath(pid_file), str(proc_pid).encode(), durable=False)
     master = -1
     if parent_c is not None:
         from dockyard.runtime.terminal import recv_master

@@ -99,15 +99,25 @@ def proc_start_time(pid: int) -> int | None:
     return int(fields[19])
 
 
-def write_atomic(path: str, data: bytes) -> None:
+def write_atomic(path: str, data: bytes, *, durable: bool = True) -> None:
+    """Write to a temporary name, then rename: readers see the old or the new file, never half.
+
+    ``durable`` adds fsync of the file and of its directory, for files that must survive power
+    loss. Runtime state and pid files live in /run and describe processes that a power loss
+    ends anyway, so the runtime writes them without (as runc does): rename alone already keeps
+    them whole across a crash of any process.
+    """
     tmp = f"{os.path.dirname(path)}/.{os.path.basename(path)}.{os.getpid()}.tmp"
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o600)
     try:
         os.write(fd, data)
-        os.fsync(fd)
+        if durable:
+            os.fsync(fd)
     finally:
         os.close(fd)
     os.replace(tmp, path)
+    if not durable:
+        return
     dfd = os.open(os.path.dirname(path), os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
     try:
         os.fsync(dfd)
@@ -142,7 +152,7 @@ class StateDir:
         return d
 
     def save(self, st: ContainerState) -> None:
-        write_atomic(self.state_file(st.id), json.dumps(st.to_json()).encode())
+        write_atomic(self.state_file(st.id), json.dumps(st.to_json()).encode(), durable=False)
 
     def load(self, container_id: str) -> ContainerState:
         try:
