@@ -258,6 +258,10 @@ def finalize_and_exec(sys: Syscalls, launch: Launch, path: str, keep_fd: int = -
 def stage1(sys: Syscalls, launch: Launch, sync: Channel) -> int:
     """Runs in the first child: cgroups, namespaces, then forks the init. Returns an exit code."""
     sys.prctl(k.PR_SET_DUMPABLE, 0)
+    if launch.new_netns:
+        # For _bring_up_loopback: once root in a new user namespace, the interpreter's own files
+        # (e.g. under a 0700 /root) may be unreadable, so the import cannot wait until then.
+        import _socket  # noqa: F401
     for procs in launch.cgroup_procs:
         with open(procs, "w") as f:
             f.write("0")
