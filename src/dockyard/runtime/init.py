@@ -173,6 +173,23 @@ def _set_rlimits(process: Process) -> None:
                 f"(the runtime's hard limit is {cur_hard} and raising it needs CAP_SYS_RESOURCE)") from None
 
 
+def _check_rlimits(process: Process) -> None:
+    """Before ``ready``: a hard limit above ours that we may not raise fails ``create`` (runc sets
+    rlimits during create), not the start. Only hard limits are raised here; nothing is lowered."""
+    for r in process.rlimits:
+        which = getattr(resource, r.type, None)
+        if which is None:
+            continue  # _set_rlimits reports it
+        cur_soft, cur_hard = resource.getrlimit(which)
+        if cur_hard != resource.RLIM_INFINITY and r.hard > cur_hard:
+            try:
+                resource.setrlimit(which, (cur_soft, r.hard))
+            except (ValueError, OverflowError, OSError):
+                raise InvalidArgument(
+                    f"process.rlimits: {r.type} soft={r.soft} hard={r.hard} cannot be set (the "
+                    f"runtime's hard limit is {cur_hard} and raising it needs CAP_SYS_RESOURCE)") from None
+
+
 def _set_oom_score_adj(value: int | None) -> None:
     if value is None:
         return
@@ -364,6 +381,7 @@ def _init(sys: Syscalls, launch: Launch, sync: Channel) -> int:
         terminal.become_controlling(slave)
     rootfs.finish(sys, plan)
     path = lookup_executable(process)
+    _check_rlimits(process)
     send(sync, ready=True)
     if launch.mode == "create":
         sync.close()
