@@ -125,7 +125,7 @@ def _do_mount(root: Root, step: MountStep, *, userns: bool, cgroup_paths: dict[s
             sys.mount(step.source, target, None, step.flags & (k.MS_BIND | k.MS_REC), None)
         else:
             sys.mount(step.source, target, step.fstype, step.flags, step.data or None)
-        if step.readonly_remount or step.propagation:
+        if step.readonly_remount or step.propagation or step.copy_up:
             # The fd still names the directory *under* the new mount: reopen to reach the mount.
             os.close(fd)
             fd = root.open(step.destination, no_symlinks=step.no_symlink)
