@@ -55,6 +55,13 @@ def loads(s: str | bytes) -> Any:
         obj, end = scan(s, i)
     except StopIteration as e:
         raise JSONDecodeError(f"Expecting value at char {e.value}") from None
+    except SystemError:
+        # _json reports a syntax error inside a value through json.decoder.JSONDecodeError, which
+        # it looks up in sys.modules only: without ``json`` imported it raises SystemError. On this
+        # error path the import costs nothing that matters; json.loads raises the real error.
+        import json
+
+        return json.loads(s)
     end = len(s) - len(s[end:].lstrip(_WS)) if end < len(s) else end
     if end != len(s):
         raise JSONDecodeError(f"Extra data at char {end}")
