@@ -194,8 +194,9 @@ def _mount_cgroup(root: Root, step: MountStep, cgroup_paths: dict[str, str], cgr
             if cgroupns:
                 sys.mount("cgroup", _fdpath(sub), "cgroup", flags, opts)
             else:
-                ctrl = opts.split(",")[0].replace("name=", "")
-                src = cgroup_paths.get(ctrl) or cgroup_paths.get(name)
+                # keys are controllers and "name=systemd", as the super options name them
+                src = next((cgroup_paths[o] for o in opts.split(",") if o in cgroup_paths),
+                           None) or cgroup_paths.get(name)
                 if src is None:
                     continue
                 sys.mount(src, _fdpath(sub), None, k.MS_BIND | k.MS_REC, None)
