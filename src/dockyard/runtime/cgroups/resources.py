@@ -53,12 +53,18 @@ def is_deny_all(rule: DeviceRule) -> bool:
 
 
 def v1_device_writes(rules: tuple[DeviceRule, ...]) -> list[tuple[str, str, str]]:
-    """runc's order: a leading deny-all becomes ``a`` in devices.deny, then every other rule in order."""
+    """runc's order: a leading deny-all becomes ``a`` in devices.deny, then every other rule in
+    order (an allow-only list sorted, as runc writes it)."""
     out: list[tuple[str, str, str]] = []
     rest = rules
     if rules and is_deny_all(rules[0]):
         out.append(("devices", "devices.deny", "a"))
         rest = rules[1:]
+        if all(r.allow and r.type != "a" for r in rest):
+            # runc's devices emulator writes an allow list sorted by (major, minor, type), "*"
+            # first; the kernel lists devices.list in write order.
+            rest = tuple(sorted(rest, key=lambda r: (-1 if r.major is None else r.major,
+                                                     -1 if r.minor is None else r.minor, r.type)))
     for r in rest:
         out.append(("devices", "devices.allow" if r.allow else "devices.deny", device_rule(r)))
     return out
