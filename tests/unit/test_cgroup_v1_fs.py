@@ -1,7 +1,7 @@
 """The v1 manager against a temporary directory laid out like a hybrid v1 host.
 
 The layout co-mounts cpu,cpuacct with ``cpu`` and ``cpuacct`` symlinks (as many distributions
-do), has the name=systemd hierarchy, a cgroup2 ``unified`` tree (not a v1 hierarchy), and an
+do), has the name=systemd hierarchy, a cgroup2 ``unified`` tree (joined too, as runc does), and an
 unmounted ``hugetlb`` directory. ``FakeKernel`` populates files on mkdir, keeps
 memory.limit_in_bytes <= memory.memsw.limit_in_bytes like the kernel (EINVAL otherwise), appends
 to cgroup.procs, and refuses rmdir while processes remain.
@@ -42,6 +42,7 @@ FILES = {
               "blkio.throttle.read_bps_device": ""},
 }
 HIERARCHIES = ["cpu,cpuacct", "cpuset", "memory", "devices", "freezer", "pids", "blkio", "systemd"]
+JOINED = HIERARCHIES + ["unified"]  # a container's cgroup directories: the hybrid cgroup2 tree too
 
 
 class FakeKernel:
@@ -144,9 +145,9 @@ def test_create_makes_each_hierarchy_once_and_initialises_cpuset(kernel):
         ("cpuset/dockyard/cpuset.cpus", "0-3"), ("cpuset/dockyard/cpuset.mems", "0"),
         ("cpuset/dockyard/abc/cpuset.cpus", "0-3"), ("cpuset/dockyard/abc/cpuset.mems", "0"),
     ]
-    for h in HIERARCHIES:
+    for h in JOINED:
         assert os.path.isdir(f"{kernel.root}/{h}/dockyard/abc"), h
-    assert not os.path.exists(kernel.root + "/unified/dockyard")
+    assert paths["unified"] == kernel.root + "/unified/dockyard/abc"
     assert not os.path.exists(kernel.root + "/hugetlb/dockyard")
 
 
@@ -215,12 +216,25 @@ def test_missing_devices_hierarchy_skips_device_rules(kernel):
     assert kernel.read("devices/dockyard/abc/devices.deny") == ""
 
 
+def test_unusable_unified_tree_is_left_out(kernel, monkeypatch):
+    make_dir = base.make_dir
+
+    def refuse_unified(path: str) -> None:
+        if "/unified/" in path:
+            raise KernelError(f"mkdir {path}", errno.EROFS)
+        make_dir(path)
+
+    monkeypatch.setattr(base, "make_dir", refuse_unified)
+    cg = V1Manager(kernel.root).create("/dockyard/abc")
+    assert "unified" not in cg.paths() and "memory" in cg.paths()
+
+
 def test_add_pid_and_pids_in_every_hierarchy(kernel):
     cg = V1Manager(kernel.root).create("/dockyard/abc")
     kernel.log.clear()
     cg.add_pid(4242)
     assert sorted(kernel.log) == sorted(
-        (f"{h}/dockyard/abc/cgroup.procs", "4242") for h in HIERARCHIES)
+        (f"{h}/dockyard/abc/cgroup.procs", "4242") for h in JOINED)
     kernel._touch(kernel.root + "/memory/dockyard/abc/cgroup.procs", "4242\n4243\n")
     assert cg.pids() == [4242, 4243]
 
@@ -266,11 +280,11 @@ def test_destroy_leaves_nothing_and_load_round_trip(kernel):
     assert isinstance(again, V1Cgroup) and again.paths() == first.paths()
     again.destroy()  # /dockyard still holds abc: it stays
     assert [d for d in cgroup_dirs(kernel.root) if "dockyard" in d] == sorted(
-        f"{h}/dockyard{leaf}" for h in HIERARCHIES for leaf in ("", "/abc"))
+        f"{h}/dockyard{leaf}" for h in JOINED for leaf in ("", "/abc"))
     again.destroy()  # idempotent
     cg.destroy()  # abc did not create /dockyard: it stays
     assert [d for d in cgroup_dirs(kernel.root) if "dockyard" in d] == sorted(
-        f"{h}/dockyard" for h in HIERARCHIES)
+        f"{h}/dockyard" for h in JOINED)
     with pytest.raises(InvalidArgument, match="not under"):
         m.load({"memory": "/etc/x"})
 

@@ -3,7 +3,8 @@
 Hierarchies are discovered by listing the root: each entry that is a mounted hierarchy (it has a
 ``cgroup.procs``) names its controllers, comma-separated when co-mounted (``cpu,cpuacct``), and
 symlinks (``cpu -> cpu,cpuacct``) resolve to the same directory. ``systemd`` is the named
-``name=systemd`` hierarchy, joined like runc does; ``unified`` (the hybrid cgroup2 tree) is not.
+``name=systemd`` hierarchy, joined like runc does; so is ``unified`` (the hybrid cgroup2 tree, key
+``"unified"``), best effort as in runc 1.1: a container gets its own cgroup2 cgroup too.
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ KNOWN_CONTROLLERS = frozenset((
     "net_cls", "net_prio", "perf_event", "rdma", "misc",
 ))
 SYSTEMD = "name=systemd"
+UNIFIED = "unified"  # the hybrid host's cgroup2 tree, <root>/unified
 SIGKILL = 9
 
 
@@ -70,6 +72,9 @@ class V1Manager:
     def hierarchies(self) -> dict[str, str]:
         if self._mounts is None:
             self._mounts = discover(self.root)
+            unified = self.root + "/" + UNIFIED
+            if self._mounts and os.path.isfile(unified + "/cgroup.controllers"):
+                self._mounts[UNIFIED] = unified
         return self._mounts
 
     def resolve(self, cgroups_path: str) -> dict[str, str]:
@@ -87,7 +92,7 @@ class V1Manager:
         for ctrl, mount in mounts.items():
             start = mount
             if not absolute:
-                mine = [c for c in own.get(ctrl, "/").split("/") if c]
+                mine = [c for c in own.get("" if ctrl == UNIFIED else ctrl, "/").split("/") if c]
                 start = base.join_under(mount, mine)
             out[ctrl] = base.join_under(start, comps)
         return out
@@ -100,10 +105,16 @@ class V1Manager:
         tops: dict[str, str | None] = {}
         cg = V1Cgroup(paths, created, self.root)
         try:
-            for ctrl, path in paths.items():
+            for ctrl, path in list(paths.items()):
                 mount = mounts[ctrl]
                 fresh = path not in tops
-                if fresh:
+                if fresh and ctrl == UNIFIED:
+                    try:  # runc ignores a unified tree it cannot use (read-only, delegated)
+                        tops[path] = base.make_dirs(mount, path[len(mount) + 1:].split("/"))
+                    except DockyardError:
+                        del paths[ctrl]
+                        continue
+                elif fresh:
                     tops[path] = base.make_dirs(mount, path[len(mount) + 1:].split("/"))
                 top = tops[path]
                 if top is not None:
