@@ -370,6 +370,10 @@ def _init(sys: Syscalls, launch: Launch, sync: Channel) -> int:
         doc = state_document(launch.container_id, "creating", host_pid, launch.bundle, launch.annotations)
         run_hooks("createContainer", launch.create_container_hooks, doc)
     rootfs.pivot(sys, plan)
+    try:  # as runc: a missing cwd is made, in the new root, before it may turn read-only
+        os.makedirs(process.cwd, 0o755, exist_ok=True)
+    except OSError as e:
+        raise KernelError(f"mkdir cwd {process.cwd!r} (process.cwd)", e.errno or errno.EIO) from None
     if process.terminal:
         master, slave = terminal.open_pty()
         rootfs.bind_console(sys, slave)
