@@ -249,6 +249,8 @@ def finalize_and_exec(sys: Syscalls, launch: Launch, path: str, keep_fd: int = -
         caps_mod.apply(sys, caps)
     if process.user.umask is not None:
         os.umask(process.user.umask)
+    elif launch.mode != "exec":
+        os.umask(0o022)  # runc's default for the container's init; exec keeps the caller's
     try:
         os.chdir(process.cwd)
     except OSError as e:
