@@ -201,6 +201,19 @@ def _set_oom_score_adj(value: int | None) -> None:
                           " (lowering it needs CAP_SYS_RESOURCE)", e.errno or errno.EIO) from None
 
 
+def _passwd_home(uid: int) -> str:
+    """``uid``'s home in the container's /etc/passwd, or "/" (runc's default for HOME)."""
+    try:
+        with open("/etc/passwd", encoding="utf-8", errors="replace") as f:
+            for line in f:
+                fields = line.rstrip("\n").split(":")
+                if len(fields) >= 6 and fields[2] == str(uid):
+                    return fields[5]
+    except OSError:
+        pass
+    return "/"
+
+
 def _switch_user(process: Process) -> None:
     u = process.user
     try:
@@ -243,6 +256,7 @@ def finalize_and_exec(sys: Syscalls, launch: Launch, path: str, keep_fd: int = -
     if caps is not None:
         caps_mod.drop_bounding(sys, caps)
         sys.prctl(k.PR_SET_KEEPCAPS, 1)
+    home = _passwd_home(process.user.uid)  # read before the switch, as runc does
     _switch_user(process)
     if caps is not None:
         sys.prctl(k.PR_SET_KEEPCAPS, 0)
@@ -262,6 +276,8 @@ def finalize_and_exec(sys: Syscalls, launch: Launch, path: str, keep_fd: int = -
         if filt is not None:
             filt.load(no_new_privileges=True)
     env = dict(e.split("=", 1) for e in process.env)
+    if not env.get("HOME"):
+        env["HOME"] = home  # as runc: an unset or empty HOME becomes the user's home
     # Python ignores SIGPIPE and SIGXFSZ, and an ignored disposition survives execve: restore
     # the defaults the container's program expects (`yes | head` must end).
     import _signal
