@@ -48,7 +48,7 @@ class Root:
                 raise InvalidArgument(f"rootfs {self.path}: {path} is a symlink; refusing to mount there") from None
             raise KernelError(f"open {path} in rootfs {self.path}", e.errno) from None
 
-    def mkdir_all(self, path: str, mode: int = 0o755) -> None:
+    def mkdir_all(self, path: str, mode: int = 0o755, _depth: int = 0) -> None:
         parts = [p for p in path.split("/") if p and p != "."]
         for i in range(len(parts)):
             if parts[i] == "..":
@@ -64,7 +64,17 @@ class Root:
             try:
                 os.mkdir(parts[i], mode, dir_fd=parent)
             except FileExistsError:
-                pass
+                # A dangling symlink: create its target, resolved in the root as openat2 will.
+                try:
+                    link = os.readlink(parts[i], dir_fd=parent)
+                except OSError:
+                    link = ""  # not a symlink (made meanwhile): the next open reports any problem
+                if link:
+                    if _depth >= 40:
+                        raise KernelError(f"mkdir {path} in rootfs {self.path}: too many symlinks",
+                                          errno.ELOOP) from None
+                    base = "" if link.startswith("/") else "/".join(parts[:i])
+                    self.mkdir_all(f"{base}/{link}", mode, _depth + 1)
             finally:
                 os.close(parent)
 
