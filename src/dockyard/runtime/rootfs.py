@@ -116,6 +116,7 @@ def _do_mount(root: Root, step: MountStep, *, userns: bool, cgroup_paths: dict[s
     if step.fstype == "cgroup" or step.fstype == "cgroup2":
         _mount_cgroup(root, step, cgroup_paths, cgroupns)
         return
+    keep_mode = None
     if step.bind:
         if not os.path.exists(step.source):
             raise InvalidArgument(f"mount {step.source} on {step.destination}: source does not exist")
@@ -124,6 +125,13 @@ def _do_mount(root: Root, step: MountStep, *, userns: bool, cgroup_paths: dict[s
         else:
             root.make_file(step.destination)
     else:
+        if step.fstype == "tmpfs" and not any(o.startswith("mode=") for o in step.data.split(",")):
+            try:  # as runc: a tmpfs on an existing directory without mode= gets its mode
+                fd = root.open(step.destination, no_symlinks=step.no_symlink)
+                keep_mode = stat.S_IMODE(os.fstat(fd).st_mode)
+                os.close(fd)
+            except (KernelError, InvalidArgument):
+                pass
         root.mkdir_all(step.destination)
     fd = root.open(step.destination, no_symlinks=step.no_symlink)
     old_fd = -1
@@ -135,11 +143,13 @@ def _do_mount(root: Root, step: MountStep, *, userns: bool, cgroup_paths: dict[s
             sys.mount(step.source, target, None, step.flags & (k.MS_BIND | k.MS_REC), None)
         else:
             sys.mount(step.source, target, step.fstype, step.flags, step.data or None)
-        if step.readonly_remount or step.propagation or step.copy_up:
+        if step.readonly_remount or step.propagation or step.copy_up or keep_mode is not None:
             # The fd still names the directory *under* the new mount: reopen to reach the mount.
             os.close(fd)
             fd = root.open(step.destination, no_symlinks=step.no_symlink)
             target = _fdpath(fd)
+        if keep_mode is not None:
+            os.chmod(target, keep_mode)
         if step.readonly_remount:
             flags = remount_flags(step)
             if userns:
