@@ -360,15 +360,25 @@ def parse_capabilities(d: dict, path: str) -> Capabilities:
     return Capabilities(**sets)
 
 
+# 4294967295 is (uid_t)-1, which setresuid/setresgid read as "leave unchanged": the init stays root.
+ID_MAX = 2**32 - 2
+
+
 def parse_user(d: dict, path: str) -> User:
     gids = _get(d, "additionalGids", list, path, [])
     for i, g in enumerate(gids):
         if isinstance(g, bool) or not isinstance(g, int) or g < 0:
             raise _fail(f"{path}.additionalGids[{i}]", f"expected a non-negative integer, got {g!r}")
+        if g > ID_MAX:
+            raise _fail(f"{path}.additionalGids[{i}]", f"must be at most {ID_MAX}, got {g}")
     if "username" in d and d["username"]:
         raise _fail(f"{path}.username", "is Windows-only; give uid and gid")
-    return User(uid=_uint(d, "uid", path, 0), gid=_uint(d, "gid", path, 0),
-                umask=_uint(d, "umask", path), additional_gids=tuple(gids))
+    uid, gid = _uint(d, "uid", path, 0), _uint(d, "gid", path, 0)
+    for key, v in (("uid", uid), ("gid", gid)):
+        if v > ID_MAX:
+            raise _fail(f"{path}.{key}", f"must be at most {ID_MAX} ({ID_MAX + 1} would leave the "
+                        f"process root), got {v}")
+    return User(uid=uid, gid=gid, umask=_uint(d, "umask", path), additional_gids=tuple(gids))
 
 
 def parse_rlimit(d: dict, path: str) -> Rlimit:
