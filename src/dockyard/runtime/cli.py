@@ -216,6 +216,12 @@ def _exec_process(opts: dict, rest: list[str], states: StateDir):  # -> (id, Pro
                         additional_gids=tuple(int(g) for g in opts.get("additional-gids", [])))
         except ValueError:
             raise InvalidArgument(f"exec --user {opts['user']!r}: expected uid[:gid] as numbers") from None
+        from dockyard.oci.runtime_spec import ID_MAX
+
+        if not all(0 <= i <= ID_MAX for i in (user.uid, user.gid, *user.additional_gids)):
+            # -1 (4294967295) means "unchanged" to setresuid: the process would stay root
+            raise InvalidArgument(f"exec --user {opts['user']!r} --additional-gids: ids must be "
+                                  f"within 0..{ID_MAX}")
     caps = base.capabilities
     extra = tuple(c if c.startswith("CAP_") else f"CAP_{c.upper()}" for c in opts.get("cap", []))
     if extra:
