@@ -280,6 +280,25 @@ def _converse(sync: Channel, stage1_pid: int, spec: Spec, base: st.ContainerStat
             os.waitpid(stage1_pid, 0)
 
 
+def _exe_id(pid: int) -> tuple[int, int] | None:
+    try:
+        s = os.stat(f"/proc/{pid}/exe")
+    except OSError:
+        return None
+    return s.st_dev, s.st_ino
+
+
+def _wait_exec(pid: int, pre_exec: tuple[int, int] | None, timeout: float = 10.0) -> None:
+    """Wait until the released init has exec'd the container's program (or died): poststart hooks
+    run after the program started, so after the startContainer hooks (OCI lifecycle). Gives up
+    after ``timeout`` (a program that is the interpreter's own file never looks exec'd)."""
+    import time
+
+    deadline = time.monotonic() + timeout
+    while pre_exec is not None and _exe_id(pid) == pre_exec and time.monotonic() < deadline:
+        time.sleep(0.001)
+
+
 def start(states: st.StateDir, container_id: str) -> st.ContainerState:
     """Release a created init: write to the fifo it is blocked on, then run poststart hooks."""
     from dockyard.runtime.hooks import run_hooks, state_document
@@ -293,6 +312,7 @@ def start(states: st.StateDir, container_id: str) -> st.ContainerState:
         fd = os.open(fifo, os.O_WRONLY | os.O_NONBLOCK | os.O_CLOEXEC)
     except OSError:
         raise FailedPrecondition(f"cannot start container {container_id}: its init is gone") from None
+    pre_exec = _exe_id(cur.pid)  # not exec'd yet: the runtime's interpreter
     try:
         os.write(fd, b"0")
     finally:
@@ -301,6 +321,8 @@ def start(states: st.StateDir, container_id: str) -> st.ContainerState:
     running = replace(cur, status=st.RUNNING)
     spec = parse_spec(json.loads(cur.config))
     doc = state_document(cur.id, st.RUNNING, cur.pid, cur.bundle, cur.annotations)
+    if spec.hooks.poststart:
+        _wait_exec(cur.pid, pre_exec)
     try:
         run_hooks("poststart", spec.hooks.poststart, doc)
     except DockyardError as e:
@@ -316,12 +338,15 @@ def run_started(states: st.StateDir, created: Created, *, detach: bool, keep: bo
 
     cur = created.state
     assert created.sync is not None
+    pre_exec = _exe_id(cur.pid)  # not exec'd yet: the runtime's interpreter
     try:
         send(created.sync, start=True)
     finally:
         created.sync.close()
     try:
         doc = state_document(cur.id, st.RUNNING, cur.pid, cur.bundle, cur.annotations)
+        if created.spec.hooks.poststart:
+            _wait_exec(cur.pid, pre_exec)
         run_hooks("poststart", created.spec.hooks.poststart, doc)
     except DockyardError:
         if not detach:
