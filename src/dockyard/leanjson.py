@@ -89,6 +89,14 @@ def _pretty(obj: Any, pad: str, level: int) -> str:
     return _compact(obj)
 
 
+def _has_non_str_key(obj: Any) -> bool:
+    if isinstance(obj, dict):
+        return any(not isinstance(k, str) or _has_non_str_key(v) for k, v in obj.items())
+    if isinstance(obj, (list, tuple)):
+        return any(_has_non_str_key(v) for v in obj)
+    return False
+
+
 def dumps(obj: Any, indent: int | str | None = None) -> str:
     """Like ``json.dumps(obj, indent=indent)`` (same output for dicts, lists and scalars)."""
     if _json is None:  # pragma: no cover
@@ -97,4 +105,8 @@ def dumps(obj: Any, indent: int | str | None = None) -> str:
         return json.dumps(obj, indent=indent)
     if indent is None:
         return _compact(obj)
+    if _has_non_str_key(obj):  # json's key coercions (None -> "null", ...): rare, let json do it
+        import json
+
+        return json.dumps(obj, indent=indent)
     return _pretty(obj, " " * indent if isinstance(indent, int) else indent, 0)

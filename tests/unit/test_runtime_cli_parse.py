@@ -57,17 +57,11 @@ def test_bool_flags(arg, expected):
     assert parse_flags([arg, "id"], EXEC, "exec") == ({"tty": expected}, ["id"])
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "BUG: bool flag values follow Go's strconv.ParseBool in runc: 'f'/'F' mean false (they parse "
-    "as true here)"))
 @pytest.mark.parametrize("arg", ["--detach=f", "--detach=F"])
 def test_go_short_false_spellings(arg):
     assert parse_flags([arg, "id"], EXEC, "exec")[0] == {"detach": False}
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "BUG: Go's flag package refuses a bool flag value that is not a boolean "
-    "('invalid boolean value'); here --detach=maybe silently means true"))
 def test_go_refuses_non_boolean_values():
     with pytest.raises(InvalidArgument):
         parse_flags(["--detach=maybe", "id"], EXEC, "exec")
@@ -102,9 +96,6 @@ def test_short_aliases_map_to_long_names():
     assert parse_flags(["-h"], _GLOBAL, "global")[0] == {"help": True}
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "BUG: 'list -f json' / 'ps -f json' store the value under 'force' (the -f alias of delete), "
-    "so runc's '-f' for --format is ignored and the table is printed"))
 @pytest.mark.parametrize("cmd", ["list", "ps"])
 def test_dash_f_is_format_for_list_and_ps(cmd):
     assert parse_flags(["-f", "json"], _COMMANDS[cmd], cmd)[0] == {"format": "json"}
@@ -130,7 +121,8 @@ def test_empty_arguments():
 
 def test_combined_short_bools():
     assert parse_flags(["-dt", "id", "sh"], EXEC, "exec") == ({"detach": True, "tty": True}, ["id", "sh"])
-    assert parse_flags(["-fq"], {"f": "bool", "q": "bool"}, "x")[0] == {"force": True, "quiet": True}
+    table = {"force": "bool", "f": "=force", "quiet": "bool", "q": "=quiet"}
+    assert parse_flags(["-fq"], table, "x")[0] == {"force": True, "quiet": True}
 
 
 def test_combined_shorts_must_all_be_bools():
@@ -204,10 +196,6 @@ def test_unknown_command_flag(capsys):
     assert capsys.readouterr().err == "dockyard-runtime: exec: flag provided but not defined: --bogus\n"
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "BUG: global flags are parsed outside dispatch's error handling: an unknown global flag or a bad "
-    "--log-format raises InvalidArgument out of dispatch (a traceback from main) instead of "
-    "printing the error and returning 1 as runc does"))
 @pytest.mark.parametrize("argv", [["--bogus", "list"], ["--root"], ["--log-format", "xml", "list"]])
 def test_bad_global_flags_are_reported_not_raised(capsys, argv):
     assert dispatch(argv) == 1
@@ -295,10 +283,6 @@ def test_delete_force_of_a_missing_container(tmp_path, capsys):
     assert "container nope does not exist" in capsys.readouterr().err
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "BUG: a container directory without state.json (create killed before it saved state) is never "
-    "removed: runc's delete removes <root>/<id> in that case (and --force exits 0); here it stays "
-    "and the id can never be created again (AlreadyExists)"))
 def test_delete_removes_a_half_created_container_directory(tmp_path, capsys):
     StateDir(str(tmp_path)).reserve("half")
     assert dispatch(["--root", str(tmp_path), "delete", "--force", "half"]) == 0

@@ -191,9 +191,6 @@ def test_tmpcopyup_only_for_tmpfs():
         mount_step(Mount("/etc", "bind", "/srv", ("bind", "tmpcopyup")), "mounts[0]")
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "BUG: a relative bind source is refused ('must be absolute'); runtime-spec config.md says bind "
-    "sources are 'either absolute or relative to the bundle' and runc joins them to the bundle"))
 def test_relative_bind_source_is_relative_to_the_bundle():
     d = runc_default_spec()
     d["mounts"].append({"destination": "/data", "type": "bind", "source": "data", "options": ["rbind"]})
@@ -207,9 +204,6 @@ def test_relative_bind_source_refused_today_names_the_field():
         mount_step(Mount("/data", "bind", "data", ("bind",)), "mounts[0]")
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "BUG: a relative mount destination is refused at parse; runtime-spec says it MUST be "
-    "interpreted as relative to '/' (runc warns and mounts it there)"))
 def test_relative_destination_is_planned_under_root():
     d = runc_default_spec()
     d["mounts"].append({"destination": "data", "type": "tmpfs", "source": "tmpfs"})
@@ -306,9 +300,6 @@ def test_kernel_hostname_sysctl_is_refused():
     assert msg.startswith("config.json: linux.sysctl.kernel.hostname: ") and "hostname" in msg
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "BUG: kernel.domainname is refused; runc allows it with a private uts namespace "
-    "(libcontainer/configs/validate: 'This is namespaced and there's no explicit OCI field for it')"))
 def test_kernel_domainname_sysctl_with_uts_namespace():
     assert plan(linux={"sysctl": {"kernel.domainname": "example.org"}}).sysctl == (
         ("kernel.domainname", "example.org"),)

@@ -143,9 +143,6 @@ def test_unreadable_state_is_failed_precondition(tmp_path, content):
     assert f"{tmp_path}/c1/state.json" in str(exc.value)
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "BUG: a state.json holding valid JSON that is not an object (null, a list) escapes load() as "
-    "TypeError, not FailedPrecondition; the CLI then shows a traceback and `list` fails entirely"))
 @pytest.mark.parametrize("content", [b"null", b"[]"])
 def test_state_that_is_not_an_object_is_failed_precondition(tmp_path, content):
     states = StateDir(str(tmp_path))

@@ -452,7 +452,8 @@ def parse_mount(d: dict, path: str) -> Mount:
     dest = _get(d, "destination", str, path, "")
     if not dest:
         raise _fail(f"{path}.destination", "is required")
-    _abs(dest, f"{path}.destination")
+    if not dest.startswith("/"):
+        dest = "/" + dest  # runtime-spec: a relative destination is relative to "/" (deprecated)
     return Mount(destination=dest, type=_get(d, "type", str, path, ""),
                  source=_get(d, "source", str, path, ""), options=_strs(d, "options", path))
 
@@ -664,7 +665,7 @@ def parse_spec(d: Any) -> Spec:
     if d.get("process") is not None:
         process = parse_process(_obj(d["process"], "process"))
     hostname = _get(d, "hostname", str, "", "")
-    if len(hostname) > 64:
+    if len(hostname.encode()) > 64:
         raise _fail("hostname", "is longer than 64 bytes")
     return Spec(
         oci_version=version, root=root, process=process, hostname=hostname,

@@ -47,39 +47,49 @@ global options:
   -v, --version       print the version
 """
 
-# flag name -> (kind, canonical) ; kind: "bool", "str", "list"
+# flag name -> kind: "bool", "str", "list", or "=long-name" for a short alias (per command:
+# runc's -f is --force for delete but --format for list and ps).
 _GLOBAL = {"root": "str", "log": "str", "log-format": "str", "debug": "bool", "systemd-cgroup": "bool",
-           "criu": "str", "rootless": "str", "version": "bool", "v": "bool", "help": "bool", "h": "bool"}
-_CREATE = {"bundle": "str", "b": "str", "console-socket": "str", "pid-file": "str", "no-pivot": "bool",
-           "no-new-keyring": "bool", "preserve-fds": "str", "notify-socket": "str"}
+           "criu": "str", "rootless": "str", "version": "bool", "v": "=version", "help": "bool",
+           "h": "=help"}
+_CREATE = {"bundle": "str", "b": "=bundle", "console-socket": "str", "pid-file": "str",
+           "no-pivot": "bool", "no-new-keyring": "bool", "preserve-fds": "str", "notify-socket": "str"}
 _COMMANDS: dict[str, dict[str, str]] = {
     "create": _CREATE,
-    "run": {**_CREATE, "detach": "bool", "d": "bool", "keep": "bool"},
+    "run": {**_CREATE, "detach": "bool", "d": "=detach", "keep": "bool"},
     "start": {}, "state": {}, "pause": {}, "resume": {}, "features": {},
-    "kill": {"all": "bool", "a": "bool"},
-    "delete": {"force": "bool", "f": "bool"},
-    "exec": {"console-socket": "str", "cwd": "str", "env": "list", "e": "list", "tty": "bool",
-             "t": "bool", "user": "str", "u": "str", "additional-gids": "list", "g": "list",
-             "process": "str", "p": "str", "detach": "bool", "d": "bool", "pid-file": "str",
-             "process-label": "str", "apparmor": "str", "no-new-privs": "bool", "cap": "list",
-             "c": "list", "preserve-fds": "str", "cgroup": "list", "ignore-paused": "bool"},
-    "list": {"format": "str", "f": "str", "quiet": "bool", "q": "bool"},
-    "ps": {"format": "str", "f": "str"},
-    "update": {"resources": "str", "r": "str", "memory": "str", "memory-reservation": "str",
+    "kill": {"all": "bool", "a": "=all"},
+    "delete": {"force": "bool", "f": "=force"},
+    "exec": {"console-socket": "str", "cwd": "str", "env": "list", "e": "=env", "tty": "bool",
+             "t": "=tty", "user": "str", "u": "=user", "additional-gids": "list",
+             "g": "=additional-gids", "process": "str", "p": "=process", "detach": "bool",
+             "d": "=detach", "pid-file": "str", "process-label": "str", "apparmor": "str",
+             "no-new-privs": "bool", "cap": "list", "c": "=cap", "preserve-fds": "str",
+             "cgroup": "list", "ignore-paused": "bool"},
+    "list": {"format": "str", "f": "=format", "quiet": "bool", "q": "=quiet"},
+    "ps": {"format": "str", "f": "=format"},
+    "update": {"resources": "str", "r": "=resources", "memory": "str", "memory-reservation": "str",
                "memory-swap": "str", "kernel-memory": "str", "kernel-memory-tcp": "str",
                "cpu-shares": "str", "cpu-period": "str", "cpu-quota": "str", "cpu-rt-period": "str",
                "cpu-rt-runtime": "str", "cpuset-cpus": "str", "cpuset-mems": "str",
                "pids-limit": "str", "blkio-weight": "str", "l3-cache-schema": "str",
                "mem-bw-schema": "str"},
-    "spec": {"bundle": "str", "b": "str", "rootless": "bool"},
+    "spec": {"bundle": "str", "b": "=bundle", "rootless": "bool"},
 }
-_ALIASES = {"b": "bundle", "d": "detach", "a": "all", "f": "force", "e": "env", "t": "tty", "u": "user",
-            "g": "additional-gids", "p": "process", "c": "cap", "q": "quiet", "r": "resources",
-            "v": "version", "h": "help"}
+_GO_TRUE = ("1", "t", "T", "TRUE", "true", "True")
+_GO_FALSE = ("0", "f", "F", "FALSE", "false", "False")
 
 
-def parse_flags(args: list[str], table: dict[str, str], where: str,
-                aliases: dict[str, str] = _ALIASES) -> tuple[dict, list[str]]:
+def _lookup(table: dict[str, str], name: str) -> tuple[str, str | None]:
+    """(canonical name, kind) of a flag; kind None when the table has no such flag."""
+    kind = table.get(name)
+    if kind is not None and kind.startswith("="):
+        name = kind[1:]
+        kind = table[name]
+    return name, kind
+
+
+def parse_flags(args: list[str], table: dict[str, str], where: str) -> tuple[dict, list[str]]:
     """Go-style flags until the first positional argument (or ``--``)."""
     out: dict = {}
     i = 0
@@ -91,18 +101,23 @@ def parse_flags(args: list[str], table: dict[str, str], where: str,
         if not a.startswith("-") or a == "-":
             break
         name, eq, value = a.lstrip("-").partition("=")
-        kind = table.get(name)
+        key, kind = _lookup(table, name)
         if kind is None:
-            if where != "global" and a.startswith("-") and not a.startswith("--") and all(
-                    table.get(ch) == "bool" for ch in name) and len(name) > 1:
-                for ch in name:  # combined short booleans, e.g. -dt
-                    out[aliases.get(ch, ch)] = True
+            shorts = [_lookup(table, ch) for ch in name]
+            if where != "global" and not a.startswith("--") and len(name) > 1 and not eq and all(
+                    kd == "bool" for _k, kd in shorts):
+                for k, _kd in shorts:  # combined short booleans, e.g. -dt
+                    out[k] = True
                 i += 1
                 continue
             raise InvalidArgument(f"{where}: flag provided but not defined: {a}")
-        key = aliases.get(name, name) if len(name) == 1 else name
         if kind == "bool":
-            out[key] = value.lower() not in ("false", "0") if eq else True
+            if not eq or value in _GO_TRUE:
+                out[key] = True
+            elif value in _GO_FALSE:
+                out[key] = False
+            else:
+                raise InvalidArgument(f"{where}: invalid boolean value {value!r} for {a.partition('=')[0]}")
         else:
             if not eq:
                 i += 1
@@ -282,9 +297,11 @@ def cmd_spec(opts: dict) -> int:
 
 
 def dispatch(argv: list[str]) -> int:
-    gopts, rest = parse_flags(argv, _GLOBAL, "global")
-    log = Logger(gopts.get("log", ""), gopts.get("log-format", "text") or "text")
+    gopts: dict = {}
+    log = Logger("", "text")
     try:
+        gopts, rest = parse_flags(argv, _GLOBAL, "global")
+        log = Logger(gopts.get("log", ""), gopts.get("log-format", "text") or "text")
         return _dispatch(gopts, rest)
     except DockyardError as e:
         log.error(str(e))

@@ -89,6 +89,11 @@ def delete(states: st.StateDir, container_id: str, force: bool = False) -> None:
     try:
         cur = states.load(container_id)
     except NotFound:
+        if os.path.isdir(states.dir(container_id)):
+            # A create killed before its first state write left only the directory: remove it
+            # (as runc does), or the id could never be used again.
+            states.remove(container_id)
+            return
         if force:
             return
         raise

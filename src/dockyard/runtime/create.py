@@ -104,7 +104,7 @@ def create(sys: Syscalls, states: st.StateDir, container_id: str, bundle: str, *
         raise InvalidArgument("cannot allocate a tty for a detached container without --console-socket")
     if console_socket and not process.terminal:
         raise InvalidArgument("--console-socket given but process.terminal is false")
-    plan = rootfs_plan(spec, rootfs, no_pivot=no_pivot)
+    plan = rootfs_plan(spec, rootfs, no_pivot=no_pivot, bundle=bundle)
     lx = spec.linux
     join = tuple((n.type, n.path) for t in JOIN_ORDER for n in lx.namespaces if n.type == t and n.path)
     for kind, path in join:

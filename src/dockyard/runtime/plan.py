@@ -7,6 +7,8 @@ pivot_root, then sysctls, read-only paths, masked paths, the read-only root.
 
 from __future__ import annotations
 
+import os
+
 from dockyard.errors import InvalidArgument
 from dockyard.kernel import syscalls as k
 from dockyard.oci.runtime_spec import Device, Mount, Spec
@@ -114,7 +116,7 @@ def parse_options(options: tuple[str, ...], where: str) -> tuple[int, int, str, 
     return flags, cleared, ",".join(data), copy_up, tuple(props)
 
 
-def mount_step(m: Mount, where: str) -> MountStep:
+def mount_step(m: Mount, where: str, bundle: str = "") -> MountStep:
     flags, _cleared, data, copy_up, props = parse_options(m.options, where)
     fstype = m.type or ("bind" if flags & k.MS_BIND else "")
     is_bind = bool(flags & k.MS_BIND) or fstype == "bind"
@@ -123,7 +125,10 @@ def mount_step(m: Mount, where: str) -> MountStep:
         if not m.source:
             raise InvalidArgument(f"config.json: {where}.source: a bind mount needs a source")
         if not m.source.startswith("/"):
-            raise InvalidArgument(f"config.json: {where}.source: must be absolute, got {m.source!r}")
+            if not bundle:
+                raise InvalidArgument(f"config.json: {where}.source: must be absolute, got {m.source!r}")
+            # runtime-spec: a bind source is absolute or relative to the bundle.
+            m = Mount(m.destination, m.type, f"{bundle.rstrip('/')}/{m.source}", m.options)
     elif not fstype:
         raise InvalidArgument(f"config.json: {where}.type: is required for a non-bind mount")
     if copy_up and fstype != "tmpfs":
@@ -153,13 +158,16 @@ def _check_sysctl(spec: Spec) -> None:
         elif key.startswith("net."):
             if lx.namespace("network") is None:
                 raise InvalidArgument(f"{where}: needs a private network namespace")
-        elif key in ("kernel.hostname", "kernel.domainname"):
-            raise InvalidArgument(f"{where}: set hostname/domainname in the spec instead")
+        elif key == "kernel.domainname":
+            if lx.namespace("uts") is None:
+                raise InvalidArgument(f"{where}: needs a private uts namespace")
+        elif key == "kernel.hostname":
+            raise InvalidArgument(f"{where}: set the hostname field of the spec instead")
         else:
             raise InvalidArgument(f"{where}: not namespaced; refusing to change the host's value")
 
 
-def rootfs_plan(spec: Spec, rootfs: str, *, no_pivot: bool = False) -> RootfsPlan:
+def rootfs_plan(spec: Spec, rootfs: str, *, no_pivot: bool = False, bundle: str = "") -> RootfsPlan:
     """Everything the init does to build the container's filesystem view, in order."""
     lx = spec.linux
     if lx.namespace("mount") is None or lx.namespace("mount").path:  # type: ignore[union-attr]
@@ -169,7 +177,8 @@ def rootfs_plan(spec: Spec, rootfs: str, *, no_pivot: bool = False) -> RootfsPla
     if spec.domainname and lx.namespace("uts") is None:
         raise InvalidArgument("config.json: domainname: setting it needs a private uts namespace")
     _check_sysctl(spec)
-    mounts = tuple(mount_step(m, f"mounts[{i}]") for i, m in enumerate(spec.mounts))
+    mounts = tuple(mount_step(m, f"mounts[{i}]", bundle or os.path.dirname(rootfs))
+                   for i, m in enumerate(spec.mounts))
     dev_mount = next((m for m in mounts if m.destination == "/dev"), None)
     setup_dev = dev_mount is None or not dev_mount.bind
     userns = lx.namespace("user") is not None

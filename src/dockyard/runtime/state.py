@@ -160,7 +160,7 @@ class StateDir:
                 return ContainerState.from_json(json.loads(f.read()))
         except FileNotFoundError:
             raise NotFound(f"container {container_id} does not exist") from None
-        except (ValueError, KeyError) as e:
+        except (ValueError, KeyError, TypeError, AttributeError) as e:
             raise FailedPrecondition(f"state of container {container_id} is unreadable "
                                      f"({self.state_file(container_id)}): {e}") from None
 
