@@ -297,7 +297,10 @@ def prepare(sys: Syscalls, plan: RootfsPlan, *, userns: bool, cgroup_paths: dict
     root = Root(sys, plan.rootfs)
     try:
         for step in plan.mounts:
-            _do_mount(root, step, userns=userns, cgroup_paths=cgroup_paths, cgroupns=cgroupns)
+            try:
+                _do_mount(root, step, userns=userns, cgroup_paths=cgroup_paths, cgroupns=cgroupns)
+            except KernelError as e:  # the syscall names /proc/self/fd/N: say which mount it was
+                raise KernelError(f"mounts: {step.destination}: {e.operation}", e.errno) from None
         if plan.setup_dev:
             _create_devices(root, plan)
     finally:
