@@ -407,6 +407,12 @@ def _init(sys: Syscalls, launch: Launch, sync: Channel) -> int:
     send(sync, ready=True)
     if launch.mode == "create":
         sync.close()
+        # As runc's init, hold none of the caller's fds but stdio and --preserve-fds while created:
+        # a caller that reads a pipe it passed to `create` must see EOF when `create` exits.
+        first, keep = 3 + launch.preserve_fds, launch.fifo_fd
+        if keep > first:
+            sys.close_range(first, keep - 1, 0)
+        sys.close_range(max(first, keep + 1), 0xFFFFFFFF, 0)
         if os.read(launch.fifo_fd, 1) != b"0":
             return 1
         os.close(launch.fifo_fd)
