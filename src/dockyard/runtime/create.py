@@ -243,13 +243,17 @@ def _converse(sync: Channel, stage1_pid: int, spec: Spec, base: st.ContainerStat
     from dockyard.runtime.hooks import run_hooks, state_document
 
     init_pid = 0
+    early: list[dict] = []  # the init's requests that overtook stage 1's "pid" (it runs ahead)
     try:
         while True:
-            msg = recv(sync)
+            msg = early.pop(0) if init_pid and early else recv(sync)
             if not msg:
                 raise DockyardError(f"create {base.id}: the container's init exited during setup")
             if "error" in msg:
                 raise DockyardError(str(msg["error"]))
+            if not init_pid and ("whoami" in msg or "hooks" in msg or "ready" in msg):
+                early.append(msg)  # answered once the pid is known (and the init in its cgroup)
+                continue
             if "map" in msg:
                 _write_maps(int(msg["map"]), spec)
                 send(sync, mapped=True)
