@@ -290,13 +290,25 @@ def finalize_and_exec(sys: Syscalls, launch: Launch, path: str, keep_fd: int = -
 # ------------------------------------------------------------------ stage 1
 
 
+def _preload(launch: Launch) -> None:
+    """Import now what the init imports lazily: once root in a new user namespace, the
+    interpreter's own files (e.g. under a 0700 /root) may be unreadable to the mapped uid."""
+    if launch.new_netns:
+        import _socket  # noqa: F401 - _bring_up_loopback
+    if launch.process.terminal:
+        from dockyard.runtime import terminal  # noqa: F401 - imports socket, termios
+    if launch.plan is None:
+        return
+    if launch.create_container_hooks or launch.start_container_hooks:
+        import subprocess  # noqa: F401 - run_hooks
+    if any(m.copy_up for m in launch.plan.mounts):
+        import shutil  # noqa: F401 - tmpcopyup
+
+
 def stage1(sys: Syscalls, launch: Launch, sync: Channel) -> int:
     """Runs in the first child: cgroups, namespaces, then forks the init. Returns an exit code."""
     sys.prctl(k.PR_SET_DUMPABLE, 0)
-    if launch.new_netns:
-        # For _bring_up_loopback: once root in a new user namespace, the interpreter's own files
-        # (e.g. under a 0700 /root) may be unreadable, so the import cannot wait until then.
-        import _socket  # noqa: F401
+    _preload(launch)
     for procs in launch.cgroup_procs:
         with open(procs, "w") as f:
             f.write("0")
