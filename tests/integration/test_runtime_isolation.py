@@ -477,6 +477,21 @@ def test_user_namespace_mapping(make_bundle, runtime, userns_rootfs):
         log.unlink()
 
 
+def test_user_namespace_with_tmpcopyup_and_container_hooks(make_bundle, runtime, userns_rootfs):
+    """What the init imports lazily (shutil, subprocess) must not be looked up as the mapped uid."""
+    mapping = [{"containerID": 0, "hostID": 100000, "size": 65536}]
+    b = make_bundle(["sh", "-c", "id -u; ls /etc"],
+                    root={"path": str(userns_rootfs), "readonly": False},
+                    mounts=MOUNTS + [{"destination": "/etc", "type": "tmpfs", "source": "tmpfs",
+                                      "options": ["tmpcopyup"]}],
+                    hooks={"createContainer": [{"path": "/bin/true"}],
+                           "startContainer": [{"path": "/bin/true"}]},
+                    linux={"namespaces": [{"type": t} for t in
+                                          ("pid", "network", "ipc", "uts", "mount", "user")],
+                           "uidMappings": mapping, "gidMappings": mapping})
+    assert run_ok(runtime, b).split() == ["0", "group", "passwd"]
+
+
 def test_join_existing_namespaces_by_path(make_bundle, runtime):
     a = make_bundle(["sleep", "1000"], hostname="alpha-host")
     r = run(runtime, a, "--detach", timeout=30)
