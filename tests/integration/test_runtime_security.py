@@ -126,13 +126,17 @@ def _seccomp(*rules: dict) -> dict:
                                   "syscalls": list(rules)}}}
 
 
-def test_seccomp_blocks_a_syscall_with_eperm(make_bundle, runtime):
+@pytest.mark.parametrize("nnp", [True, False])
+def test_seccomp_blocks_a_syscall_with_eperm(make_bundle, runtime, nnp):
+    # Without no_new_privileges the filter is loaded while the init still has CAP_SYS_ADMIN.
     rule = {"names": ["mkdir", "mkdirat"], "action": "SCMP_ACT_ERRNO", "errnoRet": 1}
-    b = make_bundle(["sh", "-c", "mkdir /tmp/x; echo mkdir=$?; touch /tmp/y && echo touched"],
-                    mounts=with_tmp(), **_seccomp(rule))
+    b = make_bundle(["sh", "-c", "mkdir /tmp/x; echo mkdir=$?; touch /tmp/y && echo touched; "
+                     "grep -E '^(Seccomp|NoNewPrivs):' /proc/self/status"],
+                    mounts=with_tmp(), process={"noNewPrivileges": nnp}, **_seccomp(rule))
     r = run(runtime, b)
     assert "mkdir=1" in r.stdout and "touched" in r.stdout, r.stdout + r.stderr
     assert "mkdir: can't create directory '/tmp/x': Operation not permitted" in r.stderr
+    assert "Seccomp:\t2" in r.stdout and f"NoNewPrivs:\t{int(nnp)}" in r.stdout, r.stdout
 
 
 def test_seccomp_default_errno_is_eperm(make_bundle, runtime):
