@@ -151,6 +151,17 @@ def test_hook_timeout(runtime, make_bundle, tmp_path):
     wait_for(lambda: not alive(hook_pid), "the timed-out hook to be killed")
 
 
+def test_hook_timeout_kills_what_the_hook_started(runtime, make_bundle, tmp_path):
+    """The hook runs in a session of its own: a timeout ends its children too, not only it."""
+    pid_file = tmp_path / "child.pid"
+    b = _one_hook(make_bundle, "prestart", [f"sleep 60 & echo $! > {pid_file}; wait"], timeout=1)
+    proc = runtime.run("create", "--bundle", b.path, b.id, check=False, timeout=60)
+    assert proc.returncode == 1 and "timed out" in proc.stderr
+    assert_nothing_left(runtime, b.id)
+    child_pid = int(pid_file.read_text())
+    wait_for(lambda: not alive(child_pid), "the hook's child to be killed with it")
+
+
 def test_failing_poststop_hook_still_deletes(runtime, make_bundle):
     b = _one_hook(make_bundle, "poststop", ["exit 3"])
     runtime.run("create", "--bundle", b.path, b.id)

@@ -32,14 +32,26 @@ def run_hooks(kind: str, hooks: tuple[Hook, ...], state: bytes) -> None:
     for i, hook in enumerate(hooks):
         argv = list(hook.args) or [hook.path]
         try:
-            proc = subprocess.run(argv, executable=hook.path, input=state, env=dict(
-                e.split("=", 1) for e in hook.env), capture_output=True, timeout=hook.timeout,
-                close_fds=True)
-        except subprocess.TimeoutExpired:
-            raise DockyardError(f"{kind} hook #{i} ({hook.path}) timed out after {hook.timeout}s") from None
+            # Its own session, so that a timeout ends the hook and everything it started.
+            proc = subprocess.Popen(argv, executable=hook.path, stdin=subprocess.PIPE,
+                                    stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                    env=dict(e.split("=", 1) for e in hook.env), close_fds=True,
+                                    start_new_session=True)
         except OSError as e:
             raise DockyardError(f"{kind} hook #{i} ({hook.path}): {e.strerror}") from None
+        try:
+            _out, err_bytes = proc.communicate(state, timeout=hook.timeout)
+        except subprocess.TimeoutExpired:
+            import os
+            import signal
+
+            try:
+                os.killpg(proc.pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+            proc.communicate()
+            raise DockyardError(f"{kind} hook #{i} ({hook.path}) timed out after {hook.timeout}s") from None
         if proc.returncode != 0:
-            err = proc.stderr.decode(errors="replace").strip()
+            err = err_bytes.decode(errors="replace").strip()
             raise DockyardError(f"{kind} hook #{i} ({hook.path}) exited with status {proc.returncode}"
                                 + (f": {err}" if err else ""))
