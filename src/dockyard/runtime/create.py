@@ -17,7 +17,7 @@ from dockyard.oci.runtime_spec import Spec, parse_spec
 from dockyard.record import replace
 from dockyard.runtime import state as st
 from dockyard.runtime.default_spec import effective_resources
-from dockyard.runtime.init import JOIN_ORDER, Channel, Launch, recv, send, stage1
+from dockyard.runtime.init import JOIN_ORDER, Channel, Launch, recv, send, spawn
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -128,7 +128,7 @@ def create(sys: Syscalls, states: st.StateDir, container_id: str, bundle: str, *
     init_pid = 0
     ok = False
     fifo_fd = console_fd = master = -1
-    parent = child = None
+    parent = None
     try:
         mgr = cgroup_manager()
         cgroup = mgr.create(lx.cgroups_path or f"/dockyard/{container_id}")
@@ -173,23 +173,7 @@ def create(sys: Syscalls, states: st.StateDir, container_id: str, bundle: str, *
             cgroupns=cgroupns,
             console_fd=console_fd, fifo_fd=fifo_fd,
         )
-        parent, child = Channel.pair()
-        if mode == "run" and not detach:
-            sys.prctl(k.PR_SET_CHILD_SUBREAPER, 1)
-        pid1 = os.fork()
-        if pid1 == 0:
-            code = 1
-            try:
-                parent.close()
-                code = stage1(sys, launch, child)
-            except BaseException as e:  # noqa: BLE001
-                from dockyard.runtime.init import _report
-
-                _report(child, e)
-            finally:
-                os._exit(code)
-        child.close()
-        child = None
+        pid1, parent = spawn(sys, launch, subreaper=mode == "run" and not detach)
         if console_fd >= 0:
             os.close(console_fd)
             console_fd = -1
@@ -211,8 +195,6 @@ def create(sys: Syscalls, states: st.StateDir, container_id: str, bundle: str, *
     finally:
         if fifo_fd >= 0:
             os.close(fifo_fd)
-        if child is not None:
-            child.close()
         if not ok:
             if init_pid:
                 try:

@@ -10,7 +10,7 @@ from dockyard.errors import DockyardError, FailedPrecondition, InvalidArgument
 from dockyard.kernel import syscalls as k
 from dockyard.oci.runtime_spec import parse_spec
 from dockyard.runtime import state as st
-from dockyard.runtime.init import JOIN_ORDER, Channel, Launch, recv, stage1
+from dockyard.runtime.init import JOIN_ORDER, Launch, recv, spawn
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -125,22 +125,7 @@ def exec_process(sys: Syscalls, states: st.StateDir, container_id: str, process:
         cgroup_procs=tuple(f"{p}/cgroup.procs" for p in dict.fromkeys(cg_paths.values())),
         cgroup_paths=tuple(cg_paths.items()), cgroupns=False, console_fd=console_fd, fifo_fd=-1,
     )
-    parent, child = Channel.pair()
-    if not detach:
-        sys.prctl(k.PR_SET_CHILD_SUBREAPER, 1)
-    pid1 = os.fork()
-    if pid1 == 0:
-        code = 1
-        try:
-            parent.close()
-            code = stage1(sys, launch, child)
-        except BaseException as e:  # noqa: BLE001
-            from dockyard.runtime.init import _report
-
-            _report(child, e)
-        finally:
-            os._exit(code)
-    child.close()
+    pid1, parent = spawn(sys, launch, subreaper=not detach)
     if console_fd >= 0:
         os.close(console_fd)
     proc_pid = 0

@@ -340,6 +340,29 @@ def stage1(sys: Syscalls, launch: Launch, sync: Channel) -> int:
     return 0
 
 
+def spawn(sys: Syscalls, launch: Launch, *, subreaper: bool) -> tuple[int, Channel]:
+    """Fork stage 1 for ``launch``; return its pid and the runtime's end of the channel.
+
+    With ``subreaper`` the runtime adopts the init (or exec'd process) when stage 1 exits, to
+    wait for it in the foreground.
+    """
+    parent, child = Channel.pair()
+    if subreaper:
+        sys.prctl(k.PR_SET_CHILD_SUBREAPER, 1)
+    pid = os.fork()
+    if pid == 0:
+        code = 1
+        try:
+            parent.close()
+            code = stage1(sys, launch, child)
+        except BaseException as e:  # noqa: BLE001 - report anything to the runtime, then die
+            _report(child, e)
+        finally:
+            os._exit(code)
+    child.close()
+    return pid, parent
+
+
 def _report(sync: Channel, e: BaseException) -> None:
     if isinstance(e, DockyardError):
         msg = str(e)
