@@ -349,7 +349,7 @@ def _dispatch(gopts: dict, rest: list[str]) -> int:
     if cmd == "update":
         return cmd_update(states, opts, rest)
     if cmd == "start":
-        from dockyard.runtime.create import start
+        from dockyard.runtime.start import start
 
         start(states, _one_id(rest, cmd))
     elif cmd == "state":

@@ -11,13 +11,14 @@ import os
 from _signal import SIGKILL  # the C module: signal.py's enums cost ~2 ms to import
 
 from dockyard import leanjson as json
-from dockyard.errors import DockyardError, FailedPrecondition, InvalidArgument, NotFound
+from dockyard.errors import DockyardError, InvalidArgument, NotFound
 from dockyard.kernel import syscalls as k
 from dockyard.oci.runtime_spec import Spec, parse_spec
 from dockyard.record import replace
 from dockyard.runtime import state as st
 from dockyard.runtime.default_spec import effective_resources
 from dockyard.runtime.init import JOIN_ORDER, Channel, Launch, recv, send, spawn
+from dockyard.runtime.start import exe_id, wait_exec
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -266,56 +267,6 @@ def _converse(sync: Channel, stage1_pid: int, spec: Spec, base: st.ContainerStat
             os.waitpid(stage1_pid, 0)
 
 
-def _exe_id(pid: int) -> tuple[int, int] | None:
-    try:
-        s = os.stat(f"/proc/{pid}/exe")
-    except OSError:
-        return None
-    return s.st_dev, s.st_ino
-
-
-def _wait_exec(pid: int, pre_exec: tuple[int, int] | None, timeout: float = 10.0) -> None:
-    """Wait until the released init has exec'd the container's program (or died): poststart hooks
-    run after the program started, so after the startContainer hooks (OCI lifecycle). Gives up
-    after ``timeout`` (a program that is the interpreter's own file never looks exec'd)."""
-    import time
-
-    deadline = time.monotonic() + timeout
-    while pre_exec is not None and _exe_id(pid) == pre_exec and time.monotonic() < deadline:
-        time.sleep(0.001)
-
-
-def start(states: st.StateDir, container_id: str) -> st.ContainerState:
-    """Release a created init: write to the fifo it is blocked on, then run poststart hooks."""
-    from dockyard.runtime.hooks import run_hooks, state_document
-
-    cur = states.load(container_id)
-    status = st.derive_status(states, cur)
-    if status != st.CREATED:
-        raise FailedPrecondition(f"cannot start container {container_id}: it is {status}, not created")
-    fifo = states.fifo(container_id)
-    try:
-        fd = os.open(fifo, os.O_WRONLY | os.O_NONBLOCK | os.O_CLOEXEC)
-    except OSError:
-        raise FailedPrecondition(f"cannot start container {container_id}: its init is gone") from None
-    pre_exec = _exe_id(cur.pid)  # not exec'd yet: the runtime's interpreter
-    try:
-        os.write(fd, b"0")
-    finally:
-        os.close(fd)
-    os.unlink(fifo)  # from now on the derived status is "running": no state write needed
-    running = replace(cur, status=st.RUNNING)
-    spec = parse_spec(json.loads(cur.config))
-    doc = state_document(cur.id, st.RUNNING, cur.pid, cur.bundle, cur.annotations)
-    if spec.hooks.poststart:
-        _wait_exec(cur.pid, pre_exec)
-    try:
-        run_hooks("poststart", spec.hooks.poststart, doc)
-    except DockyardError as e:
-        raise DockyardError(f"container {container_id} started, but {e}") from None
-    return running
-
-
 def run_started(states: st.StateDir, created: Created, *, detach: bool, keep: bool,
                 wait: Callable[[int, int], int]) -> int:
     """``run`` after create: release the init, then (unless detached) wait and delete."""
@@ -324,7 +275,7 @@ def run_started(states: st.StateDir, created: Created, *, detach: bool, keep: bo
 
     cur = created.state
     assert created.sync is not None
-    pre_exec = _exe_id(cur.pid)  # not exec'd yet: the runtime's interpreter
+    pre_exec = exe_id(cur.pid)  # not exec'd yet: the runtime's interpreter
     try:
         send(created.sync, start=True)
     finally:
@@ -332,7 +283,7 @@ def run_started(states: st.StateDir, created: Created, *, detach: bool, keep: bo
     try:
         doc = state_document(cur.id, st.RUNNING, cur.pid, cur.bundle, cur.annotations)
         if created.spec.hooks.poststart:
-            _wait_exec(cur.pid, pre_exec)
+            wait_exec(cur.pid, pre_exec)
         run_hooks("poststart", created.spec.hooks.poststart, doc)
     except DockyardError:
         if not detach:
