@@ -83,9 +83,6 @@ def _wait_gone(cur: st.ContainerState, timeout: float = 10.0) -> bool:
 
 
 def delete(states: st.StateDir, container_id: str, force: bool = False) -> None:
-    from dockyard.oci.runtime_spec import parse_spec
-    from dockyard.runtime.hooks import run_hooks, state_document as hook_state
-
     try:
         cur = states.load(container_id)
     except NotFound:
@@ -112,12 +109,16 @@ def delete(states: st.StateDir, container_id: str, force: bool = False) -> None:
             raise DockyardError(f"delete {container_id}: init {cur.pid} did not die after SIGKILL")
     cg.destroy(kill=True)
     errors = []
-    try:
-        spec = parse_spec(json.loads(cur.config))
-        doc = hook_state(cur.id, st.STOPPED, 0, cur.bundle, cur.annotations)
-        run_hooks("poststop", spec.hooks.poststop, doc)
-    except DockyardError as e:
-        errors.append(str(e))
+    raw_hooks = json.loads(cur.config).get("hooks") or {}
+    if raw_hooks.get("poststop"):
+        from dockyard.oci.runtime_spec import parse_hooks
+        from dockyard.runtime.hooks import run_hooks, state_document as hook_state
+
+        try:
+            doc = hook_state(cur.id, st.STOPPED, 0, cur.bundle, cur.annotations)
+            run_hooks("poststop", parse_hooks(raw_hooks).poststop, doc)
+        except DockyardError as e:
+            errors.append(str(e))
     states.remove(container_id)
     if errors:  # the container is gone; the hook's failure is still worth a non-zero exit
         raise DockyardError(f"container {container_id} deleted, but {errors[0]}")
