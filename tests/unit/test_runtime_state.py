@@ -246,7 +246,11 @@ def test_alive_with_fifo_is_created(tmp_path):
     states.reserve("c1")
     os.mkfifo(states.fifo("c1"))
     assert derive_status(states, alive(status=CREATED)) == CREATED
-    assert derive_status(states, alive(status=CREATING)) == CREATED  # pid known: past creating
+    # The init's pid is recorded while create still runs: "creating" until create saves
+    # "created", and "stopped" if that init died meanwhile.
+    assert derive_status(states, alive(status=CREATING)) == CREATING
+    dead = replace(alive(status=CREATING), start_time=proc_start_time(os.getpid()) + 1)
+    assert derive_status(states, dead) == STOPPED
     # run (no fifo protocol): a leftover fifo does not make it "created"
     assert derive_status(states, alive(status=RUNNING, use_fifo=False)) == RUNNING
 

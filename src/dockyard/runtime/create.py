@@ -178,7 +178,12 @@ def create(sys: Syscalls, states: st.StateDir, container_id: str, bundle: str, *
         if console_fd >= 0:
             os.close(console_fd)
             console_fd = -1
-        init_pid = _converse(parent, pid1, spec, base, None if cgroupns else cgroup)
+        # The init's pid is recorded as soon as it is known, so that `delete --force` can end it
+        # even if this process dies before the container is created.
+        def record(pid: int) -> None:
+            states.save(replace(base, pid=pid, start_time=st.proc_start_time(pid) or 0))
+
+        init_pid = _converse(parent, pid1, spec, base, None if cgroupns else cgroup, record)
         start_time = st.proc_start_time(init_pid)
         if start_time is None:
             raise DockyardError(f"create {container_id}: the container's init exited during setup")
@@ -217,7 +222,7 @@ def _raw_config(bundle: str) -> dict:
 
 
 def _converse(sync: Channel, stage1_pid: int, spec: Spec, base: st.ContainerState,
-              join: Cgroup | None) -> int:
+              join: Cgroup | None, record: Callable[[int], None]) -> int:
     """Serve the children's requests until the init says ``ready``; return the init's host pid.
 
     With ``join``, the init is moved into that cgroup as soon as its pid is known; the init only
@@ -242,6 +247,7 @@ def _converse(sync: Channel, stage1_pid: int, spec: Spec, base: st.ContainerStat
                 send(sync, mapped=True)
             elif "pid" in msg:
                 init_pid = int(msg["pid"])
+                record(init_pid)
                 if join is not None:
                     join.add_pid(init_pid)
                 os.waitpid(stage1_pid, 0)

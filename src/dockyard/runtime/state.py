@@ -191,8 +191,8 @@ def init_alive(st: ContainerState) -> bool:
 
 def derive_status(states: StateDir, st: ContainerState, frozen: bool | None = None) -> str:
     """The status now. ``frozen`` is the freezer's answer, asked only when it matters."""
-    if st.status == CREATING and st.pid == 0:
-        return CREATING
+    if st.status == CREATING:
+        return CREATING if st.pid == 0 or init_alive(st) else STOPPED
     if not init_alive(st):
         return STOPPED
     if st.use_fifo and os.path.exists(states.fifo(st.id)):
