@@ -84,11 +84,25 @@ RESOLVE_IN_ROOT = 0x10
 
 CLOSE_RANGE_CLOEXEC = 1 << 2
 
+# the new mount API (linux/mount.h): fsopen/fsconfig/fsmount/move_mount
+AT_FDCWD = -100
+FSOPEN_CLOEXEC = 0x01
+FSCONFIG_SET_FLAG = 0
+FSCONFIG_SET_STRING = 1
+FSCONFIG_CMD_CREATE = 6
+FSMOUNT_CLOEXEC = 0x01
+MOUNT_ATTR_RDONLY = 0x01
+MOUNT_ATTR_NOSUID = 0x02
+MOUNT_ATTR_NODEV = 0x04
+MOUNT_ATTR_NOEXEC = 0x08
+MOVE_MOUNT_F_EMPTY_PATH = 0x04
+
 _NR = {
     "x86_64": {"pivot_root": 155, "capget": 125, "capset": 126},
     "aarch64": {"pivot_root": 41, "capget": 90, "capset": 91},
 }
-_NR_COMMON = {"openat2": 437, "close_range": 436, "pidfd_open": 434}
+_NR_COMMON = {"openat2": 437, "close_range": 436, "pidfd_open": 434,
+              "move_mount": 429, "fsopen": 430, "fsconfig": 431, "fsmount": 432}
 _LINUX_CAPABILITY_VERSION_3 = 0x20080522
 
 
@@ -131,6 +145,11 @@ class Syscalls(Protocol):
     def capset(self, caps: CapSets) -> None: ...
     def openat2(self, dirfd: int, path: str, flags: int, mode: int, resolve: int) -> int: ...
     def close_range(self, first: int, last: int, flags: int) -> None: ...
+    def fsopen(self, fstype: str, flags: int) -> int: ...
+    def fsconfig(self, fd: int, cmd: int, key: str | None, value: str | None, aux: int) -> None: ...
+    def fsmount(self, fd: int, flags: int, attr_flags: int) -> int: ...
+    def move_mount(self, from_dfd: int, from_path: str, to_dfd: int, to_path: str, flags: int) -> None: ...
+    def close(self, fd: int) -> None: ...
 
 
 class LibcSyscalls:
@@ -212,6 +231,45 @@ class LibcSyscalls:
                                 ctypes.c_uint(last), ctypes.c_uint(flags))
         self._check(rc, f"close_range({first}, {last})")
 
+    # -- the new mount API (Linux 5.2+; overlayfs takes "lowerdir+" since 6.8)
+    def fsopen(self, fstype: str, flags: int) -> int:
+        rc = self._libc.syscall(ctypes.c_long(self._nr["fsopen"]), fstype.encode(), ctypes.c_uint(flags))
+        return self._check(rc, f"fsopen {fstype}")
+
+    def fsconfig(self, fd: int, cmd: int, key: str | None, value: str | None, aux: int) -> None:
+        rc = self._libc.syscall(ctypes.c_long(self._nr["fsconfig"]), ctypes.c_int(fd), ctypes.c_uint(cmd),
+                                key.encode() if key is not None else None,
+                                value.encode() if value is not None else None, ctypes.c_int(aux))
+        if rc < 0:
+            err = ctypes.get_errno()
+            what = "create" if cmd == FSCONFIG_CMD_CREATE else f"{key}={value}" if value is not None else key
+            log = _fs_context_log(fd)
+            raise KernelError(f"fsconfig {what}{' (' + log + ')' if log else ''}", err)
+
+    def fsmount(self, fd: int, flags: int, attr_flags: int) -> int:
+        rc = self._libc.syscall(ctypes.c_long(self._nr["fsmount"]), ctypes.c_int(fd), ctypes.c_uint(flags),
+                                ctypes.c_uint(attr_flags))
+        return self._check(rc, f"fsmount (attrs {attr_flags:#x})")
+
+    def move_mount(self, from_dfd: int, from_path: str, to_dfd: int, to_path: str, flags: int) -> None:
+        rc = self._libc.syscall(ctypes.c_long(self._nr["move_mount"]), ctypes.c_int(from_dfd),
+                                from_path.encode(), ctypes.c_int(to_dfd), to_path.encode(), ctypes.c_uint(flags))
+        self._check(rc, f"move_mount to {to_path}")
+
+    def close(self, fd: int) -> None:
+        os.close(fd)
+
+
+def _fs_context_log(fd: int) -> str:
+    """The messages a filesystem context queued for userspace (``e overlayfs: ...``), joined."""
+    msgs = []
+    for _ in range(8):
+        try:
+            msgs.append(os.read(fd, 1024).decode(errors="replace").strip())
+        except OSError:  # ENODATA: no more messages
+            break
+    return "; ".join(m for m in msgs if m)
+
 
 class RecordingSyscalls:
     """A fake for unit tests: records every call, touches nothing; ``openat2`` returns fake fds."""
@@ -264,3 +322,22 @@ class RecordingSyscalls:
 
     def close_range(self, first: int, last: int, flags: int) -> None:
         self._rec("close_range", first, last, flags)
+
+    def fsopen(self, fstype: str, flags: int) -> int:
+        self._next_fd += 1
+        self._rec("fsopen", fstype, flags)
+        return self._next_fd
+
+    def fsconfig(self, fd: int, cmd: int, key: str | None, value: str | None, aux: int) -> None:
+        self._rec("fsconfig", fd, cmd, key, value, aux)
+
+    def fsmount(self, fd: int, flags: int, attr_flags: int) -> int:
+        self._next_fd += 1
+        self._rec("fsmount", fd, flags, attr_flags)
+        return self._next_fd
+
+    def move_mount(self, from_dfd: int, from_path: str, to_dfd: int, to_path: str, flags: int) -> None:
+        self._rec("move_mount", from_dfd, from_path, to_dfd, to_path, flags)
+
+    def close(self, fd: int) -> None:
+        self._rec("close", fd)
