@@ -4,7 +4,9 @@
       dockyard.db                    SQLite in WAL mode: images, tags, snapshots, leases, ...
       lock                           flock'ed by the one process that writes the store
       content/blobs/<alg>/<hex>      immutable, verified blobs
-      content/ingest/<ref>/          partial writes (data, total, expected digest); resumable
+      content/ingest/<ref>/          partial writes; resumable
+        data                         the bytes so far
+        info                         JSON: expected digest, total size, start time
       snapshots/<n>/fs               one unpacked layer chain (an overlay lower or upper dir)
       snapshots/<n>/work             overlay work dir, for a snapshot that is an upper dir
       snapshots/l/<short>            short symlinks to snapshots/<n>/fs: lowerdir= of 128+ layers
@@ -68,6 +70,14 @@ class Store:
 
     def ingest(self, ref: str) -> str:
         return f"{self.root}/content/ingest/{_component('ingest ref', ref)}"
+
+    def ingest_data(self, ref: str) -> str:
+        """The bytes written so far; renamed to ``blob(d)`` on commit."""
+        return f"{self.ingest(ref)}/data"
+
+    def ingest_info(self, ref: str) -> str:
+        """JSON: expected digest, total size, start time (written atomically when they change)."""
+        return f"{self.ingest(ref)}/info"
 
     # -- snapshots
     @property
