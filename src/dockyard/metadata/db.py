@@ -50,6 +50,7 @@ import sqlite3
 import threading
 
 from dockyard.errors import DockyardError, FailedPrecondition, Unavailable
+from dockyard.metadata.records import SnapshotRecord  # noqa: F401 - the snapshot API names it here
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -271,3 +272,21 @@ def constraint(e: sqlite3.IntegrityError) -> str:
         if kind in msg:
             return "unique" if kind == "PRIMARY KEY" else kind.lower()
     return ""
+
+
+def __getattr__(name: str) -> object:
+    """``metadata.db.SnapshotRepo`` (and the other repositories), where the API sketch puts them;
+    imported lazily because their modules import this one."""
+    if name == "SnapshotRepo":
+        from dockyard.metadata.snapshots import SnapshotRepo
+        return SnapshotRepo
+    if name in ("ImageRepo", "TagRepo"):
+        from dockyard.metadata import images
+        return getattr(images, name)
+    if name == "LeaseRepo":
+        from dockyard.metadata.leases import LeaseRepo
+        return LeaseRepo
+    if name == "ContainerRepo":
+        from dockyard.metadata.containers import ContainerRepo
+        return ContainerRepo
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
