@@ -77,3 +77,26 @@ def one_line_error(proc) -> str:
     lines = [ln for ln in proc.stderr.splitlines() if ln.strip()]
     assert len(lines) == 1, f"expected one error line, got {proc.stderr!r}"
     return lines[0]
+
+
+def run(runtime, b, *flags, timeout: float = 60):
+    """``run`` a bundle without raising: the CompletedProcess (exit code, stdout, stderr)."""
+    return runtime.run("run", *flags, "--bundle", b.path, b.id, check=False, timeout=timeout)
+
+
+def run_ok(runtime, b, timeout: float = 60) -> str:
+    r = run(runtime, b, timeout=timeout)
+    assert r.returncode == 0, f"exit {r.returncode}\n--- stdout\n{r.stdout}\n--- stderr\n{r.stderr}"
+    return r.stdout
+
+
+def assert_refused(runtime, b, *needles: str) -> str:
+    """``run`` fails with exit 1 and one stderr line naming ``needles``; nothing is left."""
+    r = run(runtime, b, timeout=30)
+    err = r.stderr.strip()
+    assert r.returncode == 1, f"exit {r.returncode}\n--- stdout\n{r.stdout}\n--- stderr\n{r.stderr}"
+    assert len(err.splitlines()) == 1, err
+    for n in needles:
+        assert n in err, f"{n!r} not in {err!r}"
+    assert_nothing_left(runtime, b.id)
+    return err

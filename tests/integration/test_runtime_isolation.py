@@ -7,7 +7,6 @@ Runtime commands always have a timeout; the ``runtime`` fixture force-deletes le
 
 from __future__ import annotations
 
-import glob
 import os
 import re
 import shutil
@@ -16,6 +15,8 @@ import time
 from pathlib import Path
 
 import pytest
+
+from runtime_util import assert_nothing_left, assert_refused, run, run_ok
 
 from helpers import REMOVE, default_spec
 
@@ -28,38 +29,6 @@ MOUNTS = default_spec()["mounts"]
 
 
 # ------------------------------------------------------------------ helpers
-
-
-def run(runtime, b, *flags, timeout: float = 60):
-    return runtime.run("run", *flags, "--bundle", b.path, b.id, check=False, timeout=timeout)
-
-
-def run_ok(runtime, b, timeout: float = 60) -> str:
-    r = run(runtime, b, timeout=timeout)
-    assert r.returncode == 0, f"exit {r.returncode}\n--- stdout\n{r.stdout}\n--- stderr\n{r.stderr}"
-    return r.stdout
-
-
-def cgroup_dirs(cid: str) -> list[str]:
-    return glob.glob(f"{CG}/*/dockyard-test/{cid}")
-
-
-def assert_nothing_left(runtime, cid: str) -> None:
-    assert cid not in runtime.run("list", "-q", timeout=30).stdout.split()
-    assert cid not in runtime.containers()
-    assert cgroup_dirs(cid) == []
-
-
-def assert_refused(runtime, b, *needles: str) -> str:
-    """``run`` fails with exit 1 and one stderr line naming ``needles``; nothing is left."""
-    r = run(runtime, b, timeout=30)
-    err = r.stderr.strip()
-    assert r.returncode == 1, f"exit {r.returncode}\n--- stdout\n{r.stdout}\n--- stderr\n{r.stderr}"
-    assert len(err.splitlines()) == 1, err
-    for n in needles:
-        assert n in err, f"{n!r} not in {err!r}"
-    assert_nothing_left(runtime, b.id)
-    return err
 
 
 def poll(fn, what: str, timeout: float = 20.0, interval: float = 0.05):

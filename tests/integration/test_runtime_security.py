@@ -7,7 +7,6 @@ leave no state, cgroup or mount behind.
 
 from __future__ import annotations
 
-import glob
 import json
 import os
 import re
@@ -15,6 +14,8 @@ import shutil
 import stat
 
 import pytest
+
+from runtime_util import assert_nothing_left, assert_refused, run, run_ok
 
 from helpers import default_spec
 
@@ -26,34 +27,6 @@ DEFAULT_CAPS = ["CAP_AUDIT_WRITE", "CAP_KILL", "CAP_NET_BIND_SERVICE"]
 
 
 # ------------------------------------------------------------------ helpers
-
-
-def run(runtime, b, *flags, timeout: float = 60):
-    return runtime.run("run", *flags, "--bundle", b.path, b.id, check=False, timeout=timeout)
-
-
-def run_ok(runtime, b, timeout: float = 60) -> str:
-    r = run(runtime, b, timeout=timeout)
-    assert r.returncode == 0, f"exit {r.returncode}\n--- stdout\n{r.stdout}\n--- stderr\n{r.stderr}"
-    return r.stdout
-
-
-def assert_nothing_left(runtime, cid: str) -> None:
-    assert cid not in runtime.run("list", "-q", timeout=30).stdout.split()
-    assert cid not in runtime.containers()
-    assert glob.glob(f"{CG}/*/dockyard-test/{cid}") == []
-
-
-def assert_refused(runtime, b, *needles: str) -> str:
-    """``run`` fails with exit 1 and one stderr line naming ``needles``; nothing is left."""
-    r = run(runtime, b, timeout=30)
-    err = r.stderr.strip()
-    assert r.returncode == 1, f"exit {r.returncode}\n--- stdout\n{r.stdout}\n--- stderr\n{r.stderr}"
-    assert len(err.splitlines()) == 1, err
-    for n in needles:
-        assert n in err, f"{n!r} not in {err!r}"
-    assert_nothing_left(runtime, b.id)
-    return err
 
 
 #: Host paths where a mount escaping a container would land in these tests (exact match).
