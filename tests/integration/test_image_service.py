@@ -438,6 +438,16 @@ def test_load_legacy_docker_archive_with_symlinked_layer_and_manifest_last(svc, 
     assert m.media_type == spec.DOCKER_MANIFEST
     assert [la.media_type for la in m.layers] == [spec.DOCKER_LAYER] * 2
     assert_consistent(other)
+    # saved as an OCI layout, the docker manifest is said in OCI media types (skopeo reads
+    # only those); the config, hence the image id, is the same
+    files = {n[1]: n[2] for n in tar_members(saved(other, ["twice:1"], "oci")) if n[0] == "file"}
+    [entry] = json.loads(files["index.json"])["manifests"]
+    assert entry["mediaType"] == spec.OCI_MANIFEST
+    oci = spec.parse_manifest(files["blobs/sha256/" + entry["digest"].split(":")[1]])
+    assert oci.config.media_type == spec.OCI_CONFIG and oci.config.digest == img.id
+    assert [la.media_type for la in oci.layers] == [spec.OCI_LAYER] * 2
+    assert svc.load(io.BytesIO(tar_bytes([("file", k, v) for k, v in files.items()]))) == \
+        ["Loaded image: twice:1"]
 
 
 def test_load_docker_archive_with_compressed_layers(svc, other):

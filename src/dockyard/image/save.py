@@ -17,7 +17,8 @@ OCI layout (what ``skopeo copy oci-archive:`` and containerd read; blobs as stor
     index.json                 one entry per tag (or one untagged), annotated as containerd does:
                                org.opencontainers.image.ref.name = the tag,
                                io.containerd.image.name = the full name
-    blobs/sha256/<hex>         manifests, configs and layers, byte for byte
+    blobs/sha256/<hex>         configs and layers byte for byte; OCI manifests as stored, docker
+                               schema 2 manifests said in OCI media types (``oci_manifest``)
 
 Members are written with fixed times and owners, so saving the same images twice gives the same
 bytes. Nothing is read whole into memory but manifests and configs.
@@ -164,11 +165,16 @@ def _oci(svc: ImageService, selected: list[tuple[ImageRecord, list[str]]], w: _W
     manifests: list[dict] = []
     for image, tags in selected:
         manifest = svc.content.read_bytes(image.manifest_digest)
+        media_type = image.manifest_media_type
         for layer in image.layers:
             _blob(svc, layer.blob_digest, w)
         _blob(svc, image.id, w)
-        _blob(svc, image.manifest_digest, w)
-        base = {"mediaType": image.manifest_media_type, "digest": str(image.manifest_digest),
+        if media_type == spec.DOCKER_MANIFEST:
+            manifest, media_type = oci_manifest(manifest, image.manifest_digest), spec.OCI_MANIFEST
+            w.small(f"blobs/sha256/{Digest.of_bytes(manifest).hex}", manifest)
+        else:
+            _blob(svc, image.manifest_digest, w)
+        base = {"mediaType": media_type, "digest": str(Digest.of_bytes(manifest)),
                 "size": len(manifest)}
         if not tags:
             manifests.append(base)
@@ -179,6 +185,28 @@ def _oci(svc: ImageService, selected: list[tuple[ImageRecord, list[str]]], w: _W
                 "org.opencontainers.image.ref.name": ref.tag}})
     index = {"schemaVersion": 2, "mediaType": spec.OCI_INDEX, "manifests": manifests}
     w.small("index.json", json.dumps(index, separators=(",", ":")).encode())
+
+
+_OCI_LAYER_TYPES = {
+    spec.DOCKER_LAYER: spec.OCI_LAYER, spec.DOCKER_LAYER_GZIP: spec.OCI_LAYER_GZIP,
+    spec.DOCKER_LAYER_ZSTD: spec.OCI_LAYER_ZSTD, spec.DOCKER_FOREIGN_LAYER: spec.OCI_LAYER_NONDIST,
+    spec.DOCKER_FOREIGN_LAYER_GZIP: spec.OCI_LAYER_NONDIST_GZIP,
+}
+
+
+def oci_manifest(data: bytes, digest: Digest) -> bytes:
+    """A docker schema 2 manifest said in OCI media types (same config bytes, same layer blobs).
+
+    Why: readers of OCI layouts look entries up by ref.name among OCI manifests and indexes only
+    (containers/image skips any other media type), so a layout listing docker manifests is one
+    skopeo and podman cannot read. The image id (the config's digest) does not change."""
+    from dockyard.record import replace
+
+    m = spec.parse_manifest(data, expected=digest, media_type=spec.DOCKER_MANIFEST)
+    config = replace(m.config, media_type=spec.OCI_CONFIG)
+    layers = tuple(replace(la, media_type=_OCI_LAYER_TYPES.get(la.media_type, la.media_type))
+                   for la in m.layers)
+    return replace(m, media_type=spec.OCI_MANIFEST, config=config, layers=layers).to_json()
 
 
 def _blob(svc: ImageService, digest: Digest, w: _Writer) -> None:
