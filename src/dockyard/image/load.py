@@ -217,6 +217,8 @@ class Archive:
             msg = str(e)
             if msg.startswith("load:"):
                 raise
+            msg = msg.replace("layer: corrupt tar stream", "the archive is truncated or corrupt: "
+                              "its tar stream breaks", 1)
             raise _fail(msg.replace("layer: ", "archive: ", 1)) from None
         except DockyardError:
             raise  # a failing disk or database: not the archive's fault
@@ -531,10 +533,15 @@ def load_archive(svc: ImageService, stream: BinaryIO) -> list[str]:
         prepared: list[Prepared] = []
         try:
             for image in images:
-                prepared.append(svc.prepare(manifest=image.manifest,
-                                            manifest_media_type=image.media_type,
-                                            config=image.config, layers=image.layers,
-                                            tags=image.tags, lease=lease))
+                try:
+                    prepared.append(svc.prepare(manifest=image.manifest,
+                                                manifest_media_type=image.media_type,
+                                                config=image.config, layers=image.layers,
+                                                tags=image.tags, lease=lease))
+                except InvalidArgument as e:
+                    what = ", ".join(familiar(t.string()) for t in image.tags) or \
+                        str(Digest.of_bytes(image.config))
+                    raise _fail(f"image {what}: {e}") from None
         except BaseException:
             svc.discard(prepared, lease)
             raise

@@ -12,6 +12,11 @@ crash before that transaction leaves blobs (collected later) and perhaps complet
 (removed on failure, or pruned), never a half image. Snapshots an operation made are removed
 again if it fails.
 
+Beyond the fixed API, for the helpers that build images and for maintenance: ``protect``,
+``write_blob``, ``ingest_blob`` (blobs under a lease), ``prepare``/``record``/``discard`` (the two
+halves of ``add_image``, so several images record in one transaction), ``config_bytes``,
+``tags_of``, ``images_for_save`` and ``remove_unused_snapshots`` (for ``image prune``).
+
 Heavier work lives beside this module: ``unpack.py`` (layers into snapshots), ``load.py``
 (docker-archive and OCI layout tars), ``save.py`` (writing them), ``inspect.py`` (docker's JSON
 shapes for inspect, history and the image list).
