@@ -1,29 +1,192 @@
-"""``dockyard``: the engine's CLI. Today it knows ``version``; the verbs arrive with the engine
-(issue #4), as a thin client of the daemon's Docker Engine API. Stdlib only on this path."""
+"""``dockyard``: the engine's CLI, docker's verbs, flags, output and exit codes.
+
+Until the daemon exists (issue #4) the image verbs work on the store directly (global ``--root``,
+default /var/lib/dockyard, or ``DOCKYARD_ROOT``); with the engine they become thin clients of the
+Docker Engine API and keep their output. This module only dispatches: a verb's module is imported
+when that verb runs, so ``dockyard --help`` and ``dockyard version`` load nothing but the stdlib.
+"""
 
 from __future__ import annotations
 
+import os
 import sys
 
-USAGE = """usage: dockyard COMMAND
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Sequence
+    from typing import TextIO
 
-commands:
-  version    show the versions of dockyard and its runtime
+# verb -> (module, function, one-line help)
+COMMANDS: dict[str, tuple[str, str, str]] = {
+    "export": ("dockyard.cli.images", "cmd_export", "Export a container's filesystem as a tar archive"),
+    "history": ("dockyard.cli.images", "cmd_history", "Show the history of an image"),
+    "images": ("dockyard.cli.images", "cmd_images", "List images"),
+    "import": ("dockyard.cli.images", "cmd_import",
+               "Import the contents from a tarball to create a filesystem image"),
+    "inspect": ("dockyard.cli.images", "cmd_inspect", "Return low-level information on objects"),
+    "load": ("dockyard.cli.images", "cmd_load", "Load an image from a tar archive or STDIN"),
+    "rmi": ("dockyard.cli.images", "cmd_rmi", "Remove one or more images"),
+    "save": ("dockyard.cli.images", "cmd_save",
+             "Save one or more images to a tar archive (streamed to STDOUT by default)"),
+    "tag": ("dockyard.cli.images", "cmd_tag", "Create a tag TARGET_IMAGE that refers to SOURCE_IMAGE"),
+}
+IMAGE_COMMANDS: dict[str, tuple[str, str, str]] = {
+    "bootstrap": ("dockyard.cli.images", "cmd_bootstrap",
+                  "Create a base image without the internet (busybox, debian[:suite])"),
+    "diff": ("dockyard.cli.images", "cmd_image_diff",
+             "Show files added, changed and deleted between two images"),
+    "history": COMMANDS["history"],
+    "import": COMMANDS["import"],
+    "inspect": ("dockyard.cli.images", "cmd_image_inspect",
+                "Display detailed information on one or more images"),
+    "load": COMMANDS["load"],
+    "ls": ("dockyard.cli.images", "cmd_images", "List images"),
+    "prune": ("dockyard.cli.system", "cmd_image_prune", "Remove unused images"),
+    "rm": ("dockyard.cli.images", "cmd_rmi", "Remove one or more images"),
+    "save": COMMANDS["save"],
+    "tag": COMMANDS["tag"],
+}
+IMAGE_ALIASES = {"list": "ls", "remove": "rm"}
+SYSTEM_COMMANDS: dict[str, tuple[str, str, str]] = {
+    "check": ("dockyard.cli.system", "cmd_system_check",
+              "Verify every blob, image, tag and snapshot of the store (--repair fixes)"),
+    "df": ("dockyard.cli.system", "cmd_system_df", "Show dockyard disk usage"),
+}
+GROUPS = {"image": ("Manage images", IMAGE_COMMANDS), "system": ("Manage dockyard", SYSTEM_COMMANDS)}
 
-The OCI runtime is its own executable: dockyard-runtime --help.
-"""
+
+def _usage() -> str:
+    lines = ["", "Usage:  dockyard [OPTIONS] COMMAND", "",
+             "A Linux container engine (the OCI runtime is its own executable: dockyard-runtime --help)",
+             "", "Options:",
+             '      --root string   Root of the store (default "/var/lib/dockyard"; env DOCKYARD_ROOT)',
+             "  -D, --debug         Show a traceback for unexpected errors",
+             "  -v, --version       Print version information and quit", "",
+             "Management Commands:"]
+    lines += [f"  {name:<11} {summary}" for name, (summary, _) in GROUPS.items()]
+    lines += ["", "Commands:"]
+    verbs = dict(COMMANDS, version=("", "", "Show the dockyard version information"))
+    lines += [f"  {name:<11} {verbs[name][2]}" for name in sorted(verbs)]
+    lines += ["", "Run 'dockyard COMMAND --help' for more information on a command.", ""]
+    return "\n".join(lines)
+
+
+def _group_usage(group: str) -> str:
+    summary, table = GROUPS[group]
+    lines = ["", f"Usage:  dockyard {group} COMMAND", "", summary, "", "Commands:"]
+    lines += [f"  {name:<11} {table[name][2]}" for name in sorted(table)]
+    lines += ["", f"Run 'dockyard {group} COMMAND --help' for more information on a command.", ""]
+    return "\n".join(lines)
+
+
+def _version() -> str:
+    from dockyard.runtime.default_spec import SPEC_VERSION, VERSION
+
+    return (f"dockyard version {VERSION}\nruntime: dockyard-runtime {VERSION} "
+            f"(OCI runtime-spec {SPEC_VERSION})\n")
+
+
+def _fail(message: str, code: int, err: TextIO | None = None) -> int:
+    stream = err if err is not None else sys.stderr
+    stream.write(message if message.endswith("\n") else message + "\n")
+    return code
+
+
+def run(argv: Sequence[str], ctx: object = None) -> int:
+    """Parse global options, dispatch to the verb, map errors to docker's exit codes."""
+    args = list(argv)
+    root = os.environ.get("DOCKYARD_ROOT") or "/var/lib/dockyard"
+    debug = False
+    i = 0
+    while i < len(args) and args[i].startswith("-") and args[i] != "-":
+        a = args[i]
+        if a in ("-h", "--help"):
+            sys.stdout.write(_usage())
+            return 0
+        if a in ("-v", "--version"):
+            sys.stdout.write(_version())
+            return 0
+        if a in ("-D", "--debug"):
+            debug, i = True, i + 1
+        elif a == "--root":
+            if i + 1 >= len(args):
+                return _fail("flag needs an argument: --root\nSee 'dockyard --help'.", 125)
+            root, i = args[i + 1], i + 2
+        elif a.startswith("--root="):
+            root, i = a.partition("=")[2], i + 1
+        else:
+            return _fail(f"unknown flag: {a}\nSee 'dockyard --help'.", 125)
+    if i >= len(args) or args[i] == "help":
+        sys.stdout.write(_usage())
+        return 0
+    verb, rest = args[i], args[i + 1:]
+    if verb == "version":
+        sys.stdout.write(_version())
+        return 0
+    entry = COMMANDS.get(verb)
+    if verb in GROUPS:
+        table = GROUPS[verb][1]
+        sub = rest[0] if rest else ""
+        sub = IMAGE_ALIASES.get(sub, sub) if verb == "image" else sub
+        if not sub or sub in ("-h", "--help", "help"):
+            sys.stdout.write(_group_usage(verb))
+            return 0
+        entry = table.get(sub)
+        if entry is None:
+            return _fail(f"dockyard: '{verb} {sub}' is not a dockyard command.\n"
+                         f"See 'dockyard {verb} --help'.", 1)
+        verb, rest = f"{verb} {sub}", rest[1:]
+    if entry is None:
+        return _fail(f"dockyard: '{verb}' is not a dockyard command.\nSee 'dockyard --help'.", 1)
+    return _dispatch(entry, verb, rest, root, debug, ctx)
+
+
+def _dispatch(entry: tuple[str, str, str], verb: str, rest: list[str], root: str, debug: bool,
+              ctx: object) -> int:
+    import importlib
+
+    from dockyard.cli.common import CommandError, Context, HelpShown, UsageError
+    from dockyard.errors import DockyardError
+
+    module, func, _ = entry
+    context = ctx if isinstance(ctx, Context) else Context(root, debug=debug)
+    try:
+        return getattr(importlib.import_module(module), func)(context, rest, verb) or 0
+    except HelpShown:
+        return 0
+    except (UsageError, CommandError) as e:
+        return _fail(str(e), e.code, context.err)
+    except DockyardError as e:
+        _traceback(debug)
+        return _fail(f"Error: {e}", 1, context.err)
+    except OSError as e:
+        _traceback(debug)
+        where = f": {e.filename}" if getattr(e, "filename", None) else ""
+        return _fail(f"Error: {e.strerror or e}{where}", 1, context.err)
+    except KeyboardInterrupt:
+        return 130
+    finally:
+        try:
+            context.close()
+        except Exception as e:  # noqa: BLE001 - a failed close must not hide the command's result
+            context.err.write(f"Error: closing the store: {e}\n")
+
+
+def _traceback(debug: bool) -> None:
+    if debug:
+        import traceback
+
+        traceback.print_exc()
 
 
 def main(argv: list[str] | None = None) -> None:
-    args = sys.argv[1:] if argv is None else argv
-    if not args or args[0] in ("-h", "--help", "help"):
-        sys.stdout.write(USAGE)
-        sys.exit(0)
-    if args[0] in ("version", "--version", "-v"):
-        from dockyard.runtime.default_spec import SPEC_VERSION, VERSION
+    code = run(sys.argv[1:] if argv is None else argv)
+    try:
+        sys.stdout.flush()
+    except BrokenPipeError:
+        code = code or 141
+    sys.exit(code)
 
-        sys.stdout.write(f"dockyard version {VERSION}\nruntime: dockyard-runtime {VERSION} "
-                         f"(OCI runtime-spec {SPEC_VERSION})\n")
-        sys.exit(0)
-    sys.stderr.write(f"dockyard: '{args[0]}' is not a dockyard command.\nSee 'dockyard --help'.\n")
-    sys.exit(125)
+
+if __name__ == "__main__":
+    main()
