@@ -32,6 +32,10 @@ def test_ago():
     assert ago(1000.0, now=1300.0) == "5 minutes ago"
 
 
+def test_table_has_docker_min_width():
+    assert table(["TAG", "IMAGE ID"], []) == "TAG       IMAGE ID\n"
+
+
 def test_table_aligns_with_three_spaces():
     out = table(["REPOSITORY", "TAG"], [["busybox", "latest"], ["a", "b"]])
     assert out == "REPOSITORY   TAG\nbusybox      latest\na            b\n"

@@ -63,13 +63,14 @@ def ago(timestamp: float, now: float | None = None) -> str:
     return human_duration((time.time() if now is None else now) - timestamp) + " ago"
 
 
-def table(headers: Sequence[str], rows: Sequence[Sequence[str]], padding: int = 3) -> str:
-    """Columns aligned like Go's tabwriter with docker's settings (min width 0, padding 3)."""
+def table(headers: Sequence[str], rows: Sequence[Sequence[str]], padding: int = 3,
+          min_width: int = 10) -> str:
+    """Columns aligned like Go's tabwriter with docker's settings (min width 10, padding 3)."""
     all_rows = [list(headers)] + [list(r) for r in rows]
     widths = [max(len(r[i]) for r in all_rows) for i in range(len(headers))]
     lines = []
     for r in all_rows:
-        cells = [c.ljust(w + padding) for c, w in zip(r[:-1], widths)] + [r[-1]]
+        cells = [c.ljust(max(w + padding, min_width)) for c, w in zip(r[:-1], widths)] + [r[-1]]
         lines.append("".join(cells).rstrip())
     return "\n".join(lines) + "\n"
 
