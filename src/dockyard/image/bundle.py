@@ -228,6 +228,9 @@ def create_bundle(svc: ImageService, image_name_or_id: str, bundle_dir: str, *,
 
     ``args`` replaces the image's Cmd (``docker run IMAGE args...``). On any failure everything
     made here is undone (mount, directories) and the error is raised.
+
+    The caller records the container (``db.containers``) so that ``rmi`` refuses the image while
+    the bundle exists: its snapshots are the rootfs's lower layers.
     """
     if not _ID_RE.match(container_id or "") or container_id in (".", ".."):
         raise InvalidArgument(f"invalid container id {container_id!r}: use letters, digits, "
