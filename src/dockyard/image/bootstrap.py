@@ -92,7 +92,7 @@ def _write_layer(svc: ImageService, source: object, lease: str, *, mtime: int | 
 
 def _config(created: str, history: str, cmd: tuple[str, ...]):
     from dockyard.oci.image_config import ContainerConfig, History, ImageConfig
-    from dockyard.oci.image_spec import current_platform
+    from dockyard.oci.platform import current_platform
 
     plat = current_platform()
     return ImageConfig(architecture=plat.architecture, os=plat.os, variant=plat.variant,

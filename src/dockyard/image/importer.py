@@ -530,7 +530,7 @@ def import_image(svc: ImageService, stream: BinaryIO, *, ref: str | None = None,
     "Imported from <source>" unless ``message`` is given. Reference, changes and platform are
     checked before a byte is read, so a bad flag never leaves a blob behind."""
     from dockyard.oci.image_config import History, ImageConfig
-    from dockyard.oci.image_spec import current_platform, parse_platform
+    from dockyard.oci.platform import current_platform, parse_platform
     from dockyard.oci.reference import parse_normalized
 
     tags = [parse_normalized(ref)] if ref else []

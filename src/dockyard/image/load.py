@@ -460,7 +460,7 @@ def oci_images(arc: Archive) -> list[Image]:
 def _select(arc: Archive, desc: spec.Descriptor, depth: int, skipped: list[str]
             ) -> spec.Descriptor | None:
     """The image manifest an index entry leads to on this machine (None: not for it)."""
-    from dockyard.oci.image_spec import current_platform, platform_matches
+    from dockyard.oci.platform import current_platform, platform_matches
 
     if desc.media_type in spec.INDEX_TYPES:
         if depth >= MAX_INDEX_DEPTH:
