@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# Run one busybox container with dockyard-runtime and explain what it shows from inside.
-# Root only. RUNTIME=/usr/sbin/runc bash scripts/demo.sh runs the same demo with runc.
-# Exits 0 only if the container ran and its shell saw itself as PID 1.
+# Part 1: run one busybox container with dockyard-runtime and explain what it shows from inside.
+# Part 2: bootstrap a busybox image into a dockyard image store and serve a web page from it on
+# 127.0.0.1. Root only. RUNTIME=/usr/sbin/runc bash scripts/demo.sh runs part 1 with runc.
+# Exits 0 only if the container saw itself as PID 1 and the web page answered.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -17,8 +18,10 @@ die() { printf 'demo: %s\n' "$*" >&2; exit 1; }
 bundle=$(mktemp -d /tmp/dockyard-demo.XXXXXX)
 state="$bundle/state"          # a private --root, so the demo touches no shared runtime state
 id="demo-$(od -An -N4 -tx1 /dev/urandom | tr -d ' \n')"
+store="$bundle/store"          # a private image store (dockyard --root)
 cleanup() {
   "$RT" --root "$state" delete --force "$id" >/dev/null 2>&1 || true
+  "$RT" --root "$state" delete --force demo-web >/dev/null 2>&1 || true
   rmdir /sys/fs/cgroup/*/dockyard-demo /sys/fs/cgroup/dockyard-demo 2>/dev/null || true
   rm -rf "$bundle"
 }
@@ -75,5 +78,14 @@ echo "CapBnd: $inside  - $(ncaps "$inside") capabilities left in the bounding se
 echo "network: only the loopback device - a network namespace of its own, nothing attached yet"
 
 grep -qx 'pid: 1' "$out" || die "the container did not report pid: 1"
+
+DY=.venv/bin/dockyard
+heading "5. an image: dockyard --root $store image bootstrap busybox"
+"$DY" --root "$store" image bootstrap busybox
+"$DY" --root "$store" images
+"$DY" --root "$store" history busybox
+
+heading "6. a web service from that image (httpd on 127.0.0.1:18080, overlay rootfs)"
+"$PY" scripts/demo_web.py "$store" "$state" "$RT" 18080 || die "the web page did not answer"
 echo
 echo "demo: ok"
