@@ -65,7 +65,8 @@ def _usage() -> str:
              "Management Commands:"]
     lines += [f"  {name:<11} {summary}" for name, (summary, _) in GROUPS.items()]
     lines += ["", "Commands:"]
-    verbs = dict(COMMANDS, version=("", "", "Show the dockyard version information"))
+    verbs = dict(COMMANDS, version=("", "", "Show the dockyard version information"),
+                 daemon=("", "", "Run the daemon: the Docker Engine API on a unix socket"))
     lines += [f"  {name:<11} {verbs[name][2]}" for name in sorted(verbs)]
     lines += ["", "Run 'dockyard COMMAND --help' for more information on a command.", ""]
     return "\n".join(lines)
@@ -123,6 +124,10 @@ def run(argv: Sequence[str], ctx: object = None) -> int:
     if verb == "version":
         sys.stdout.write(_version())
         return 0
+    if verb == "daemon":  # its own flags and config (dockyard.daemon.config); aiohttp loads here
+        from dockyard.daemon.server import main as daemon_main
+
+        return daemon_main(rest)
     entry = COMMANDS.get(verb)
     if verb in GROUPS:
         table = GROUPS[verb][1]

@@ -1,0 +1,119 @@
+"""The daemon's typed configuration, built once from flags, the config file and defaults.
+
+Why one object: every component receives what it needs from here, so nothing deep in the engine
+reads ``os.environ`` or a file of its own, and tests build a config directly.
+Precedence: a flag given on the command line > the key in ``--config`` (docker's daemon.json
+names: ``data-root``, ``exec-root``, ``hosts``, ``log-level``) > the defaults below.
+"""
+
+from __future__ import annotations
+
+import argparse
+import ipaddress
+import json
+from dataclasses import dataclass
+
+from dockyard.errors import InvalidArgument
+
+DEFAULT_ROOT = "/var/lib/dockyard"
+DEFAULT_EXEC_ROOT = "/run/dockyard"
+DEFAULT_CONFIG = "/etc/dockyard/daemon.json"
+LOG_LEVELS = ("debug", "info", "warn", "error", "fatal")
+
+
+@dataclass(frozen=True)
+class Listener:
+    """One ``-H`` address: ``unix`` with a socket path, or ``tcp`` on a loopback host."""
+
+    kind: str  # "unix" | "tcp"
+    path: str = ""
+    host: str = ""
+    port: int = 0
+
+    def __str__(self) -> str:
+        return f"unix://{self.path}" if self.kind == "unix" else f"tcp://{self.host}:{self.port}"
+
+
+@dataclass(frozen=True)
+class DaemonConfig:
+    root: str = DEFAULT_ROOT
+    exec_root: str = DEFAULT_EXEC_ROOT
+    listeners: tuple[Listener, ...] = ()
+    log_level: str = "info"
+    config_file: str = ""
+
+    @property
+    def default_socket(self) -> str:
+        return f"{self.exec_root}/dockyard.sock"
+
+
+def parse_host(text: str) -> Listener:
+    """``unix:///path`` or ``tcp://127.0.0.1:PORT``. Non-loopback TCP is refused: the API grants
+    root on this machine and there is no TLS yet."""
+    scheme, sep, rest = text.partition("://")
+    if not sep:
+        raise InvalidArgument(f"invalid host {text!r}: use unix:///path or tcp://127.0.0.1:PORT")
+    if scheme == "unix":
+        if not rest.startswith("/"):
+            raise InvalidArgument(f"invalid host {text!r}: the socket path must be absolute")
+        return Listener("unix", path=rest)
+    if scheme == "tcp":
+        host, colon, port = rest.rstrip("/").rpartition(":")
+        host = host.strip("[]")
+        if not colon or not port.isdigit() or not 0 < int(port) < 65536:
+            raise InvalidArgument(f"invalid host {text!r}: tcp needs HOST:PORT")
+        try:
+            loopback = host == "localhost" or ipaddress.ip_address(host).is_loopback
+        except ValueError:
+            loopback = False
+        if not loopback:
+            raise InvalidArgument(f"refusing to listen on {text}: only loopback TCP hosts "
+                                  "(127.0.0.1, ::1) are allowed (the API has no TLS)")
+        return Listener("tcp", host=host, port=int(port))
+    raise InvalidArgument(f"invalid host {text!r}: unsupported scheme {scheme!r}")
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="dockyard daemon", description=(
+        "Run the dockyard daemon: the Docker Engine API on a unix socket"))
+    p.add_argument("--root", help=f"Root of the store (default {DEFAULT_ROOT})")
+    p.add_argument("--exec-root", help=f"Runtime state and socket directory (default {DEFAULT_EXEC_ROOT})")
+    p.add_argument("-H", "--host", action="append", dest="hosts",
+                   help="Address to listen on: unix:///path or tcp://127.0.0.1:PORT (repeatable)")
+    p.add_argument("-l", "--log-level", choices=LOG_LEVELS, help="Logging level (default info)")
+    p.add_argument("--config", help=f"Daemon config file (default {DEFAULT_CONFIG} if it exists)")
+    return p
+
+
+def _read_file(path: str, required: bool) -> dict:
+    try:
+        with open(path, "rb") as f:
+            data = json.load(f)
+    except FileNotFoundError:
+        if required:
+            raise InvalidArgument(f"config file {path}: does not exist") from None
+        return {}
+    except (OSError, ValueError) as e:
+        raise InvalidArgument(f"config file {path}: {e}") from None
+    if not isinstance(data, dict):
+        raise InvalidArgument(f"config file {path}: not a JSON object")
+    known = {"data-root", "exec-root", "hosts", "log-level"}
+    unknown = sorted(set(data) - known)
+    if unknown:
+        raise InvalidArgument(f"config file {path}: unknown keys: {', '.join(unknown)}")
+    return data
+
+
+def build_config(argv: list[str]) -> DaemonConfig:
+    """Flags > config file > defaults. Usage errors exit through argparse (code 2)."""
+    a = _parser().parse_args(argv)
+    path = a.config or DEFAULT_CONFIG
+    f = _read_file(path, required=a.config is not None)
+    exec_root = a.exec_root or f.get("exec-root") or DEFAULT_EXEC_ROOT
+    hosts = a.hosts or f.get("hosts") or [f"unix://{exec_root}/dockyard.sock"]
+    level = a.log_level or f.get("log-level") or "info"
+    if level not in LOG_LEVELS:
+        raise InvalidArgument(f"invalid log level {level!r}: use one of {', '.join(LOG_LEVELS)}")
+    return DaemonConfig(root=a.root or f.get("data-root") or DEFAULT_ROOT, exec_root=exec_root,
+                        listeners=tuple(parse_host(h) for h in hosts), log_level=level,
+                        config_file=path if f else "")

@@ -1,0 +1,68 @@
+"""The one composition root: from a ``DaemonConfig`` to the services the API calls.
+
+Why a single worker thread: SQLite connections belong to the thread that opened them and the store
+is not built for concurrent writers, so the ``ImageService`` is opened, used and closed on one
+dedicated thread; the event loop hands it work through ``Services.call`` and never blocks.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import functools
+from dataclasses import dataclass
+
+from dockyard.errors import Unavailable
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Callable
+    from typing import Any, TypeVar
+
+    from dockyard.daemon.config import DaemonConfig
+    from dockyard.image.service import ImageService
+
+    T = TypeVar("T")
+
+
+@dataclass
+class Services:
+    config: DaemonConfig
+    images: ImageService
+    worker: concurrent.futures.ThreadPoolExecutor
+    started: float = 0.0
+
+    async def call(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+        """Run a blocking store operation on the store's thread."""
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self.worker, functools.partial(fn, *args, **kwargs))
+
+    def close(self) -> None:
+        """Close the store on its own thread (releasing the root's lock), then stop the thread."""
+        try:
+            self.worker.submit(self.images.close).result()
+        finally:
+            self.worker.shutdown(wait=True)
+
+
+def _open_images(root: str) -> ImageService:
+    from dockyard.image.service import ImageService
+
+    try:
+        return ImageService.open(root, lock_timeout=0)
+    except Unavailable as e:
+        raise Unavailable(f"cannot start the daemon: root {root} is in use: {e}. Is another "
+                          "dockyard daemon running on it? Stop it, or pass another --root.") from None
+
+
+def build(config: DaemonConfig) -> Services:
+    """Open every service the daemon needs. Raises ``Unavailable`` if the root is locked."""
+    import time
+
+    worker = concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="store")
+    try:
+        images = worker.submit(_open_images, config.root).result()
+    except BaseException:
+        worker.shutdown(wait=True)
+        raise
+    return Services(config=config, images=images, worker=worker, started=time.time())

@@ -1,0 +1,228 @@
+"""The daemon end to end: a real ``dockyard daemon`` subprocess on a temporary root and socket,
+driven by the real docker CLI (version, info, images, image inspect, history, tag, rmi, save,
+load, errors) and by raw HTTP over the unix socket (version prefixes, negotiation errors, unknown
+routes, the error JSON shape). Teardown checks that nothing is left: process gone, socket gone.
+"""
+
+from __future__ import annotations
+
+import http.client
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+pytestmark = [
+    pytest.mark.skipif(not Path("/bin/busybox").exists(), reason="needs host /bin/busybox"),
+    pytest.mark.skipif(shutil.which("docker") is None, reason="needs the docker CLI"),
+]
+
+_SCRIPT = Path(sys.executable).with_name("dockyard")
+CLI = [str(_SCRIPT)] if _SCRIPT.exists() else [sys.executable, "-m", "dockyard.cli.main"]
+
+
+class UnixHTTPConnection(http.client.HTTPConnection):
+    def __init__(self, path: str) -> None:
+        super().__init__("localhost", timeout=30)
+        self._path = path
+
+    def connect(self) -> None:
+        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        self.sock.settimeout(30)
+        self.sock.connect(self._path)
+
+
+class Daemon:
+    def __init__(self, root: Path, sock: Path, proc: subprocess.Popen) -> None:
+        self.root, self.sock, self.proc = root, sock, proc
+
+    def request(self, method: str, path: str, body: bytes | None = None
+                ) -> tuple[int, dict[str, str], bytes]:
+        conn = UnixHTTPConnection(str(self.sock))
+        try:
+            conn.request(method, path, body=body)
+            r = conn.getresponse()
+            return r.status, {k.lower(): v for k, v in r.getheaders()}, r.read()
+        finally:
+            conn.close()
+
+    def docker(self, *args: str, check: bool = True) -> subprocess.CompletedProcess:
+        p = subprocess.run(["docker", "-H", f"unix://{self.sock}", *args], capture_output=True,
+                           text=True, timeout=120, env={**os.environ, "DOCKER_CONFIG": str(self.root.parent / "dcfg")})
+        if check and p.returncode != 0:
+            raise AssertionError(f"docker {' '.join(args)} exited {p.returncode}:\n{p.stderr}")
+        return p
+
+
+def start_daemon(root: Path, sock: Path, log: Path) -> subprocess.Popen:
+    with open(log, "wb") as f:
+        return subprocess.Popen([*CLI, "daemon", "--root", str(root), "-H", f"unix://{sock}",
+                                 "--config", str(root.parent / "daemon.json")],
+                                stdout=f, stderr=subprocess.STDOUT)
+
+
+@pytest.fixture
+def daemon(tmp_path: Path):
+    root, sock, log = tmp_path / "root", tmp_path / "d.sock", tmp_path / "daemon.log"
+    (tmp_path / "daemon.json").write_text(json.dumps({"log-level": "info"}))
+    subprocess.run([*CLI, "--root", str(root), "image", "bootstrap", "busybox"], check=True,
+                   capture_output=True, timeout=120)
+    proc = start_daemon(root, sock, log)
+    d = Daemon(root, sock, proc)
+    deadline = time.monotonic() + 20
+    while True:
+        try:
+            if d.request("GET", "/_ping")[0] == 200:
+                break
+        except OSError:
+            pass
+        assert proc.poll() is None, log.read_text()
+        assert time.monotonic() < deadline, "daemon did not answer /_ping"
+        time.sleep(0.05)
+    assert sock.stat().st_mode & 0o777 == 0o660
+    yield d
+    proc.send_signal(signal.SIGTERM)
+    assert proc.wait(20) == 0, log.read_text()
+    assert not sock.exists(), "the daemon left its socket"
+
+
+def test_version_and_info(daemon: Daemon) -> None:
+    out = daemon.docker("version").stdout
+    assert "Server: dockyard" in out and "API version:      1.45 (minimum version 1.24)" in out
+    v = json.loads(daemon.docker("version", "--format", "{{json .Server}}").stdout)
+    assert v["ApiVersion"] == "1.45" and v["Os"] == "linux"
+    info = daemon.docker("info").stdout
+    assert " Images: 1" in info and f"Docker Root Dir: {daemon.root}" in info
+    assert "Cgroup Driver: cgroupfs" in info
+    assert "Default Runtime: dockyard-runtime" in info
+    driver = daemon.docker("info", "--format", "{{.Driver}}").stdout.strip()
+    assert driver in ("overlay2", "vfs")
+
+
+def test_image_verbs_through_docker(daemon: Daemon, tmp_path: Path) -> None:
+    lines = daemon.docker("images").stdout.splitlines()
+    assert lines[0].split() == ["REPOSITORY", "TAG", "IMAGE", "ID", "CREATED", "SIZE"]
+    assert lines[1].split()[:2] == ["busybox", "latest"] and len(lines) == 2
+    inspected = json.loads(daemon.docker("image", "inspect", "busybox").stdout)
+    image_id = inspected[0]["Id"]
+    assert inspected[0]["RepoTags"] == ["busybox:latest"]
+    assert daemon.docker("image", "inspect", "--format", "{{.Os}}", "busybox").stdout == "linux\n"
+    hist = daemon.docker("history", "--no-trunc", "busybox").stdout.splitlines()
+    assert hist[1].startswith(image_id)
+
+    daemon.docker("tag", "busybox", "x:1")
+    tags = daemon.docker("images", "--format", "{{.Repository}}:{{.Tag}}").stdout.split()
+    assert sorted(tags) == ["busybox:latest", "x:1"]
+    assert daemon.docker("rmi", "x:1").stdout == "Untagged: x:1\n"
+
+    archive = tmp_path / "f.tar"
+    daemon.docker("save", "-o", str(archive), "busybox")
+    assert archive.stat().st_size > 100_000
+    out = daemon.docker("rmi", "busybox").stdout.splitlines()
+    assert out[0] == "Untagged: busybox:latest" and f"Deleted: {image_id}" in out
+    assert daemon.docker("images", "-q").stdout == ""
+    assert daemon.docker("load", "-i", str(archive)).stdout == "Loaded image: busybox:latest\n"
+    assert json.loads(daemon.docker("image", "inspect", "busybox").stdout)[0]["Id"] == image_id
+    assert "Total reclaimed space: 0B" in daemon.docker("image", "prune", "-f").stdout
+
+
+def test_docker_errors(daemon: Daemon) -> None:
+    p = daemon.docker("image", "inspect", "nope", check=False)
+    assert p.returncode == 1 and "No such image: nope" in p.stderr
+    p = daemon.docker("rmi", "nope", check=False)
+    assert p.returncode == 1 and "Error response from daemon: No such image: nope" in p.stderr
+    daemon.docker("tag", "busybox", "other:1")
+    p = daemon.docker("rmi", daemon.docker("images", "-q").stdout.split()[0], check=False)
+    assert p.returncode == 1 and "must be forced" in p.stderr
+
+
+def test_raw_http(daemon: Daemon) -> None:
+    status, headers, body = daemon.request("GET", "/_ping")
+    assert (status, body) == (200, b"OK")
+    assert headers["api-version"] == "1.45" and headers["ostype"] == "linux"
+    assert headers["docker-experimental"] == "false" and headers["builder-version"] == "1"
+    assert daemon.request("HEAD", "/_ping")[:2][0] == 200
+    for prefix in ("", "/v1.24", "/v1.41", "/v1.45"):
+        status, headers, body = daemon.request("GET", f"{prefix}/images/json")
+        assert status == 200 and headers["content-type"] == "application/json"
+        assert [i["RepoTags"] for i in json.loads(body)] == [["busybox:latest"]]
+    status, _, body = daemon.request("GET", "/v1.99/version")
+    assert status == 400
+    assert json.loads(body) == {"message": "client version 1.99 is too new. Maximum supported "
+                                           "API version is 1.45"}
+    assert daemon.request("GET", "/v1.12/version")[0] == 400
+    status, _, body = daemon.request("GET", "/v1.41/nothing/here")
+    assert (status, json.loads(body)) == (404, {"message": "page not found"})
+    status, _, body = daemon.request("GET", "/v1.41/images/nope/json")
+    assert (status, json.loads(body)) == (404, {"message": "No such image: nope"})
+    status, _, body = daemon.request("GET", '/images/json?filters={"bogus":{"x":true}}')
+    assert status == 400 and "bogus" in json.loads(body)["message"]
+    status, _, body = daemon.request("GET", "/images/json?filters=%7Bnot-json")
+    assert status == 400 and json.loads(body)["message"].startswith("invalid filters")
+    status, _, body = daemon.request("POST", "/images/busybox/tag?repo=docker.io/library/t&tag=2")
+    assert status == 201
+    status, _, body = daemon.request("DELETE", "/v1.41/images/docker.io/library/t:2")
+    assert (status, json.loads(body)) == (200, [{"Untagged": "t:2"}])
+    status, _, body = daemon.request("GET", "/images/json?filters=%7B%22dangling%22%3A%5B%22true%22%5D%7D")
+    assert (status, json.loads(body)) == (200, [])
+    status, headers, body = daemon.request("GET", "/images/get?names=busybox")
+    assert status == 200 and headers["content-type"] == "application/x-tar" and len(body) > 100_000
+    status, _, body = daemon.request("GET", "/images/nope/get")
+    assert (status, json.loads(body)) == (404, {"message": "No such image: nope"})
+    status, _, body = daemon.request("POST", "/images/load?quiet=1", body=b"not a tar")
+    assert status == 400 and json.loads(body)["message"].startswith("load: ")
+    assert daemon.request("POST", "/images/prune")[0] == 200
+    info = json.loads(daemon.request("GET", "/v1.41/info")[2])
+    assert info["Images"] == 1 and info["OSType"] == "linux" and info["CgroupDriver"] == "cgroupfs"
+
+
+def test_second_daemon_on_the_same_root_fails_clearly(daemon: Daemon, tmp_path: Path) -> None:
+    other = tmp_path / "other.sock"
+    p = subprocess.run([*CLI, "daemon", "--root", str(daemon.root), "-H", f"unix://{other}"],
+                       capture_output=True, text=True, timeout=60)
+    assert p.returncode == 1
+    assert f"root {daemon.root} is in use" in p.stderr and "another dockyard daemon" in p.stderr
+    assert not other.exists()
+    assert daemon.request("GET", "/_ping")[0] == 200
+
+
+def test_non_loopback_tcp_is_refused(tmp_path: Path) -> None:
+    p = subprocess.run([*CLI, "daemon", "--root", str(tmp_path / "r"), "-H", "tcp://0.0.0.0:2375"],
+                       capture_output=True, text=True, timeout=60)
+    assert p.returncode == 1 and "only loopback TCP hosts" in p.stderr
+
+
+def test_loopback_tcp_listener(tmp_path: Path) -> None:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    sock = tmp_path / "t.sock"
+    proc = subprocess.Popen([*CLI, "daemon", "--root", str(tmp_path / "r"), "-H", f"unix://{sock}",
+                             "-H", f"tcp://127.0.0.1:{port}", "--log-level", "warn"],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    try:
+        deadline = time.monotonic() + 20
+        while True:
+            try:
+                conn = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
+                conn.request("GET", "/v1.41/_ping")
+                r = conn.getresponse()
+                assert (r.status, r.read(), r.getheader("Api-Version")) == (200, b"OK", "1.45")
+                conn.close()
+                break
+            except ConnectionRefusedError:
+                assert proc.poll() is None and time.monotonic() < deadline
+                time.sleep(0.05)
+    finally:
+        proc.send_signal(signal.SIGINT)
+        assert proc.wait(20) == 0, proc.stderr.read() if proc.stderr else ""
+        if proc.stderr:
+            proc.stderr.close()
+    assert not sock.exists()
