@@ -285,7 +285,10 @@ class LayerStream:
         self._src = _HashingSource(source)
         self.compression = compression or detect_compression(self._src.peek(6))
         self._dec = _decompressor(self.compression, self._src)
-        self._hasher = hashlib.sha256()
+        # A plain tar is its own blob: the same bytes pass through both sides, so one sha256
+        # (the blob's) gives both digests instead of hashing every byte twice.
+        self._plain = self._dec is self._src
+        self._hasher = self._src.hasher if self._plain else hashlib.sha256()
         self.tar_size = 0
         self.eof = False
         self._deadline = None if limits.max_seconds is None else time.monotonic() + limits.max_seconds
@@ -314,7 +317,8 @@ class LayerStream:
         if self.tar_size > self.limits.max_uncompressed_bytes:
             raise InvalidArgument(f"layer: uncompressed size exceeds the limit of "
                                   f"{self.limits.max_uncompressed_bytes} bytes (decompression bomb?)")
-        self._hasher.update(b)
+        if not self._plain:
+            self._hasher.update(b)
         return b
 
     def readinto(self, buf: bytearray | memoryview) -> int:
