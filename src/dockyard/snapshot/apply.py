@@ -156,6 +156,7 @@ def overlay_supported(root: str, sys: Syscalls | None = None) -> bool:
     sys = sys or k.LibcSyscalls()
     tmp = Store(root).tmp
     os.makedirs(tmp, mode=0o711, exist_ok=True)
+    _remove_stale_probes(tmp, sys)
     probe = f"{tmp}/overlay-probe-{os.getpid()}-{secrets.token_hex(4)}"
     dirs = {name: f"{probe}/{name}" for name in ("lower1", "lower2", "upper", "work", "merged")}
     for d in dirs.values():
@@ -180,6 +181,35 @@ def overlay_supported(root: str, sys: Syscalls | None = None) -> bool:
     if real:
         _overlay_cache[key] = ok
     return ok
+
+
+def _remove_stale_probes(tmp: str, sys: Syscalls) -> None:
+    """Probes left by a process killed mid-probe (its pid is gone): unmount, then remove."""
+    try:
+        names = os.listdir(tmp)
+    except FileNotFoundError:
+        return
+    for name in names:
+        parts = name.split("-")
+        if len(parts) != 4 or parts[:2] != ["overlay", "probe"] or not parts[2].isdigit():
+            continue
+        pid = int(parts[2])
+        if pid == os.getpid():
+            continue
+        try:
+            os.kill(pid, 0)
+            continue  # alive (or a reused pid): not ours to touch
+        except ProcessLookupError:
+            pass
+        except PermissionError:
+            continue
+        merged = f"{tmp}/{name}/merged"
+        try:
+            sys.umount2(merged, k.MNT_DETACH)
+        except (KernelError, OSError):
+            pass  # not mounted
+        if not os.path.ismount(merged):
+            shutil.rmtree(f"{tmp}/{name}", ignore_errors=True)
 
 
 def lowerdir_plus_supported(sys: Syscalls | None = None) -> bool:
