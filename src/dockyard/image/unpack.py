@@ -17,14 +17,16 @@ from __future__ import annotations
 from dockyard.errors import Conflict, FailedPrecondition, InvalidArgument, NotFound
 from dockyard.oci.digest import Digest
 from dockyard.oci.image_config import chain_ids
-from dockyard.record import Record
+from dockyard.record import Record, replace
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from collections.abc import Sequence
+    from typing import BinaryIO
 
     from dockyard.image.service import ImageService
     from dockyard.metadata.records import ImageRecord
+    from dockyard.snapshot.base import LayerTarget
 
 
 class Unpacked(Record):
@@ -40,50 +42,110 @@ def unpack_layers(svc: ImageService, blobs: Sequence[Digest], diff_ids: Sequence
 
     Each chain id is named under ``lease`` before its snapshot is prepared, so a concurrent
     ``rmi`` or prune leaves it alone until the caller recorded the image.
-    """
-    from dockyard.archive import extract_layer
 
+    The snapshots are prepared one by one (database access stays on this thread), the layers are
+    extracted (on two threads when the snapshotter's layers are independent directories), and all
+    new snapshots are committed together: one syncfs, then each marked complete, bottom first.
+    """
     if len(blobs) != len(diff_ids):
         raise InvalidArgument(f"unpack: {len(blobs)} layers but {len(diff_ids)} diff ids")
     snapshotter = svc.snapshotter
+    parallel = snapshotter.independent_layers
     out: list[Unpacked] = []
+    pending: list[tuple[int, Digest, Digest, LayerTarget]] = []  # prepared, not yet committed
+    sizes: dict[int, int] = {}
     parent: str | None = None
+    parent_target: LayerTarget | None = None
     try:
         for i, (blob, diff, chain) in enumerate(zip(blobs, diff_ids, chain_ids(diff_ids))):
             if lease is not None:
                 svc.db.leases.add_resource(lease, "snapshot", str(chain))
-            target = snapshotter.prepare_layer(str(chain), parent, str(diff))
+            target = snapshotter.prepare_layer(str(chain), parent, str(diff),
+                                               parent_target=parent_target)
             if target.existing:
                 rec = snapshotter.repo.get(target.id)
                 out.append(Unpacked(target.chain_id, target.id, rec.size if rec else 0, False))
-                parent = target.chain_id
+                parent, parent_target = target.chain_id, None
                 continue
-            try:
-                with svc.content.open(blob) as f:
-                    result = extract_layer(f, target.path, whiteout_mode=target.whiteout_mode,
-                                           device_policy="create")
-                if result.digest != blob:
-                    raise InvalidArgument(f"layer {i} ({blob}): the blob read back as "
-                                          f"{result.digest}: the content store is corrupt")
-                if result.diff_id != diff:
-                    raise InvalidArgument(f"layer {i} ({blob}): diff id mismatch: the image "
-                                          f"config says {diff}, the layer's tar is {result.diff_id}")
-                snapshotter.commit_layer(target, result.size)
-            except InvalidArgument as e:
-                snapshotter.abort_layer(target)
-                msg = str(e)
-                if not msg.startswith(f"layer {i} "):
-                    msg = f"layer {i} ({blob}): {msg}"
-                raise InvalidArgument(msg) from None
-            except BaseException:
-                snapshotter.abort_layer(target)
-                raise
-            out.append(Unpacked(target.chain_id, target.id, result.size, True))
-            parent = target.chain_id
+            pending.append((i, blob, diff, target))
+            out.append(Unpacked(target.chain_id, target.id, 0, True))
+            parent, parent_target = target.chain_id, target
+            if not parallel:  # the next layer's snapshot starts as a copy of this one
+                sizes[i] = _extract(svc.content.open(blob), i, blob, diff, target)
+        if parallel and pending:
+            files = [svc.content.open(blob) for _, blob, _, _ in pending]
+            if len(pending) == 1:
+                i, blob, diff, target = pending[0]
+                sizes[i] = _extract(files[0], i, blob, diff, target)
+            else:
+                _extract_all(pending, files, sizes)
+        out = [replace(u, size=sizes[i]) if u.new else u for i, u in enumerate(out)]
+        # Every new layer's files reach the disk (one syncfs) before any is marked complete.
+        snapshotter.commit_layers([(target, sizes[i]) for i, _, _, target in pending])
     except BaseException:
+        for _, _, _, target in reversed(pending):  # top down; a no-op for ones already complete
+            try:
+                snapshotter.abort_layer(target)
+            except Exception:  # noqa: BLE001 - left incomplete: the next start removes it
+                pass
         remove_snapshots(svc, [u.chain_id for u in out if u.new], own_lease=lease)
         raise
     return out
+
+
+def _extract(f: BinaryIO, i: int, blob: Digest, diff: Digest, target: LayerTarget) -> int:
+    """Extract one layer from its open blob ``f`` (closed here) into ``target`` and check both
+    digests; returns the layer's size. Touches only files, never the database."""
+    from dockyard.archive import extract_layer
+
+    try:
+        with f:
+            result = extract_layer(f, target.path, whiteout_mode=target.whiteout_mode,
+                                   device_policy="create")
+        if result.digest != blob:
+            raise InvalidArgument(f"layer {i} ({blob}): the blob read back as "
+                                  f"{result.digest}: the content store is corrupt")
+        if result.diff_id != diff:
+            raise InvalidArgument(f"layer {i} ({blob}): diff id mismatch: the image "
+                                  f"config says {diff}, the layer's tar is {result.diff_id}")
+    except InvalidArgument as e:
+        msg = str(e)
+        if not msg.startswith(f"layer {i} "):
+            msg = f"layer {i} ({blob}): {msg}"
+        raise InvalidArgument(msg) from None
+    return result.size
+
+
+def _extract_all(pending: Sequence[tuple[int, Digest, Digest, LayerTarget]],
+                 files: Sequence[BinaryIO], sizes: dict[int, int]) -> None:
+    """Extract independent layers on two threads (file syscalls, sha256 and decompression release
+    the GIL). Every thread has finished before this returns or raises; the first failure in layer
+    order is raised."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    pool = ThreadPoolExecutor(max_workers=2, thread_name_prefix="unpack")
+    futures = {}
+    failed = True
+    try:
+        for k, ((i, blob, diff, target), f) in enumerate(zip(pending, files)):
+            futures[k] = pool.submit(_extract, f, i, blob, diff, target)
+        failed = False
+    finally:
+        interrupted: BaseException | None = None
+        while True:  # the caller removes the snapshots only after every thread stopped
+            try:
+                pool.shutdown(wait=True, cancel_futures=failed)
+                break
+            except BaseException as e:  # e.g. KeyboardInterrupt while waiting
+                failed, interrupted = True, interrupted or e
+        for k, f in enumerate(files):  # a blob whose extract never ran is closed here
+            fut = futures.get(k)
+            if fut is None or fut.cancelled():
+                f.close()
+        if interrupted is not None:
+            raise interrupted
+    for k, (i, _, _, _) in enumerate(pending):
+        sizes[i] = futures[k].result()
 
 
 def image_chains(image: ImageRecord) -> list[str]:

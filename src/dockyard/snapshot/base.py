@@ -94,6 +94,7 @@ class Cleanup(Record):
 class SnapshotterBase:
     whiteout_mode = "overlay"
     driver = ""
+    independent_layers = False  # _populate never reads the parent: layers may be unpacked at once
 
     def __init__(self, store: Store, repo: SnapshotRepo, sys: Syscalls | None = None) -> None:
         self.store = store
@@ -107,12 +108,16 @@ class SnapshotterBase:
         self._active: set[int] = set()  # prepared in this process, not yet committed or aborted
 
     # -- the layer lifecycle
-    def prepare_layer(self, chain_id: str, parent_chain_id: str | None, diff_id: str) -> LayerTarget:
+    def prepare_layer(self, chain_id: str, parent_chain_id: str | None, diff_id: str, *,
+                      parent_target: LayerTarget | None = None) -> LayerTarget:
         """Start the snapshot ``chain_id`` = ``parent_chain_id`` + the layer ``diff_id``.
 
         A complete snapshot of that chain is returned as is (``existing=True``): each layer is
         unpacked once. An incomplete one left by a failed or crashed unpack is removed and redone;
         one being unpacked by this process right now is a ``Conflict``.
+
+        The parent must be complete, or be ``parent_target``: a layer the caller itself prepared
+        and unpacked and will commit together with this one (``commit_layers``).
         """
         _check_id("chain id", chain_id)
         _check_id("diff id", diff_id)
@@ -124,7 +129,7 @@ class SnapshotterBase:
             parent = self.repo.get_by_chain(parent_chain_id)
             if parent is None:
                 raise NotFound(f"prepare snapshot {chain_id}: no parent snapshot {parent_chain_id}")
-            if parent.state != "complete":
+            if parent.state != "complete" and not self._own_pending(parent, parent_target):
                 raise FailedPrecondition(f"prepare snapshot {chain_id}: parent {parent_chain_id} "
                                          "is not complete")
         with self._lock:
@@ -178,6 +183,38 @@ class SnapshotterBase:
         self.repo.mark_complete(rec.id, int(size))
         with self._lock:
             self._active.discard(rec.id)
+
+    def commit_layers(self, done: Sequence[tuple[LayerTarget, int]]) -> None:
+        """Commit unpacked layers (bottom first, each with its size) with one syncfs for all:
+        every layer's files reach the disk before any of them is marked complete."""
+        new = []
+        for target, size in done:
+            if target.existing:
+                continue
+            rec = self.repo.get(target.id)
+            if rec is None or rec.chain_id != target.chain_id:
+                raise NotFound(f"commit snapshot {target.chain_id}: it was removed (snapshot {target.id})")
+            if rec.state != "complete":
+                self._before_commit(rec)
+                new.append((rec, size))
+        if not new:
+            return
+        fd = os.open(self.store.snapshot(new[0][0].id), os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+        try:
+            self.sys.syncfs(fd)  # one filesystem: all snapshots live under store.snapshots
+        finally:
+            os.close(fd)
+        for rec, size in new:
+            self.repo.mark_complete(rec.id, int(size))
+            with self._lock:
+                self._active.discard(rec.id)
+
+    def _own_pending(self, parent: SnapshotRecordLike, target: LayerTarget | None) -> bool:
+        """``parent`` is ``target``, prepared by this process and neither committed nor aborted."""
+        if target is None or target.existing or target.id != parent.id or target.chain_id != parent.chain_id:
+            return False
+        with self._lock:
+            return parent.id in self._active
 
     def abort_layer(self, target: LayerTarget) -> None:
         """Drop a prepared snapshot: its files and its record. A no-op for ``existing`` targets."""

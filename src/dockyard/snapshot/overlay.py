@@ -32,6 +32,7 @@ class Snapshotter(SnapshotterBase):
 
     whiteout_mode = "overlay"
     driver = "overlay"
+    independent_layers = True  # each layer is its own directory, filled from its own blob
 
     def __init__(self, store: Store, repo: SnapshotRepo, sys: Syscalls | None = None, *,
                  strategy: str | None = None) -> None:
