@@ -100,3 +100,21 @@ def assert_refused(runtime, b, *needles: str) -> str:
         assert n in err, f"{n!r} not in {err!r}"
     assert_nothing_left(runtime, b.id)
     return err
+
+
+def output_on_fd3(runtime, *args: str) -> tuple[object, bytes]:
+    """Run ``runtime`` with a pipe as its fd 3 (for --preserve-fds); (process, bytes read back)."""
+    import os
+
+    r, w = os.pipe()
+    try:
+        proc = runtime.run(*args, check=False, close_fds=False, preexec_fn=lambda: os.dup2(w, 3))
+        os.close(w)
+        w = -1
+        with os.fdopen(r, "rb") as f:
+            r = -1
+            return proc, f.read()
+    finally:
+        for fd in (r, w):
+            if fd >= 0:
+                os.close(fd)

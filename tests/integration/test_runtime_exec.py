@@ -10,7 +10,7 @@ import os
 
 import pytest
 
-from runtime_util import SLEEP, alive, wait_for
+from runtime_util import SLEEP, alive, output_on_fd3, wait_for
 
 pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="needs root")
 
@@ -170,21 +170,10 @@ def test_exec_unknown_cap_rejected(runtime, running):
 
 
 def test_exec_preserve_fds(runtime, running):
-    r, w = os.pipe()
-    try:
-        proc = runtime.run("exec", "--preserve-fds", "1", running.id,
-                           "sh", "-c", "echo exec-fd3 > /proc/self/fd/3", check=False,
-                           close_fds=False, preexec_fn=lambda: os.dup2(w, 3))
-        os.close(w)
-        w = -1
-        assert proc.returncode == 0, proc.stderr
-        with os.fdopen(r, "rb") as f:
-            r = -1
-            assert f.read() == b"exec-fd3\n"
-    finally:
-        for fd in (r, w):
-            if fd >= 0:
-                os.close(fd)
+    proc, out = output_on_fd3(runtime, "exec", "--preserve-fds", "1", running.id,
+                              "sh", "-c", "echo exec-fd3 > /proc/self/fd/3")
+    assert proc.returncode == 0, proc.stderr
+    assert out == b"exec-fd3\n"
 
 
 # --------------------------------------------------------------------------------------------------

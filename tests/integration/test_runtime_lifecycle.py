@@ -25,6 +25,7 @@ from runtime_util import (
     cgroup_dirs,
     listed_ids,
     one_line_error,
+    output_on_fd3,
     wait_for,
     wait_running,
 )
@@ -330,20 +331,9 @@ def test_process_does_not_run_before_start(runtime, make_bundle):
 
 def test_preserve_fds(runtime, make_bundle):
     b = make_bundle(["sh", "-c", "echo via-fd3 > /proc/self/fd/3"])
-    r, w = os.pipe()
-    try:
-        proc = runtime.run("run", "--preserve-fds", "1", "--bundle", b.path, b.id, check=False,
-                           close_fds=False, preexec_fn=lambda: os.dup2(w, 3))
-        os.close(w)
-        w = -1
-        assert proc.returncode == 0, proc.stderr
-        with os.fdopen(r, "rb") as f:
-            r = -1
-            assert f.read() == b"via-fd3\n"
-    finally:
-        for fd in (r, w):
-            if fd >= 0:
-                os.close(fd)
+    proc, out = output_on_fd3(runtime, "run", "--preserve-fds", "1", "--bundle", b.path, b.id)
+    assert proc.returncode == 0, proc.stderr
+    assert out == b"via-fd3\n"
 
 
 def test_without_preserve_fds_the_extra_fd_is_closed(runtime, make_bundle):

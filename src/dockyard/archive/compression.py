@@ -64,7 +64,22 @@ def detect_compression(head: bytes) -> str:
     return NONE
 
 
-class _HashingSource:
+class _Readable:
+    """``readinto``/``readable`` over a subclass's ``read``: what io and the decompressors expect."""
+
+    def read(self, n: int = -1) -> bytes:
+        raise NotImplementedError
+
+    def readinto(self, buf: bytearray | memoryview) -> int:
+        b = self.read(len(buf))
+        buf[: len(b)] = b
+        return len(b)
+
+    def readable(self) -> bool:
+        return True
+
+
+class _HashingSource(_Readable):
     """The compressed side: hashes and counts every byte read; can put back the sniffed head."""
 
     def __init__(self, raw: BinaryIO) -> None:
@@ -104,13 +119,6 @@ class _HashingSource:
             return b
         return self._read_raw(n)
 
-    def readinto(self, buf: bytearray | memoryview) -> int:
-        b = self.read(len(buf))
-        buf[: len(b)] = b
-        return len(b)
-
-    def readable(self) -> bool:
-        return True
 
     def close(self) -> None:  # decompressors may close their source; the caller owns it
         pass
@@ -196,7 +204,7 @@ class _ZstdFrames:
         self._state, self._need = "magic", 4
 
 
-class _TrackedSource:
+class _TrackedSource(_Readable):
     """Feeds every compressed byte the zstd reader pulls to the frame tracker."""
 
     def __init__(self, src: _HashingSource, frames: _ZstdFrames) -> None:
@@ -206,14 +214,6 @@ class _TrackedSource:
         b = self._src.read(n)
         self._frames.feed(b)
         return b
-
-    def readinto(self, buf: bytearray | memoryview) -> int:
-        b = self.read(len(buf))
-        buf[: len(b)] = b
-        return len(b)
-
-    def readable(self) -> bool:
-        return True
 
 
 class _ZstdReader:
@@ -271,7 +271,7 @@ def _corruption_errors() -> tuple[type[BaseException], ...]:
     return tuple(errs)
 
 
-class LayerStream:
+class LayerStream(_Readable):
     """A layer's uncompressed tar, read once, with both digests when drained.
 
     ``compression`` is detected from the magic bytes unless given. ``read(n)`` raises
@@ -321,13 +321,6 @@ class LayerStream:
             self._hasher.update(b)
         return b
 
-    def readinto(self, buf: bytearray | memoryview) -> int:
-        b = self.read(len(buf))
-        buf[: len(b)] = b
-        return len(b)
-
-    def readable(self) -> bool:
-        return True
 
     def drain(self) -> None:
         """Read to EOF (tar padding after the end marker, trailing frames) so the digests cover it."""
