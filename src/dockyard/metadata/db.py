@@ -1,6 +1,6 @@
 """``Database``: dockyard's metadata in one SQLite file (``Store.db``), WAL mode, typed repositories.
 
-Schema (version 1; ``PRAGMA user_version`` counts the migrations applied; arrows are foreign keys)::
+Schema (version 2; ``PRAGMA user_version`` counts the migrations applied; arrows are foreign keys)::
 
     images                                         snapshots
       id TEXT PK  (the config digest)                id INTEGER PK AUTOINCREMENT (= snapshots/<id>)
@@ -25,6 +25,10 @@ Schema (version 1; ``PRAGMA user_version`` counts the migrations applied; arrows
       expires_at REAL NULL (NULL: until deleted)     kind TEXT 'blob' | 'snapshot' | 'ingest'
       labels TEXT (JSON object)                      key TEXT (digest, chain id, ingest ref)
                                                      PK (lease_id, kind, key)
+    volumes  (version 2)                           container_volumes  (version 2)
+      name TEXT PK, driver TEXT, created REAL        container_id TEXT ──▶ containers  CASCADE
+      labels, options TEXT (JSON objects)            volume_name TEXT ──▶ volumes  RESTRICT
+      anonymous INTEGER 0 | 1                        destination TEXT; PK (container_id, destination)
 
 Why these choices:
 - RESTRICT from tags and containers: an image can only go once nothing names or uses it; the
@@ -124,8 +128,27 @@ _V1 = (
     "CREATE INDEX containers_image ON containers(image_id)",
 )
 
+#: Version 2: volumes (the engine's named and anonymous volumes) and which container uses which.
+_V2 = (
+    """CREATE TABLE volumes (
+        name TEXT PRIMARY KEY,
+        driver TEXT NOT NULL,
+        created REAL NOT NULL,
+        labels TEXT NOT NULL DEFAULT '{}',
+        options TEXT NOT NULL DEFAULT '{}',
+        anonymous INTEGER NOT NULL DEFAULT 0 CHECK (anonymous IN (0, 1))
+    ) STRICT""",
+    """CREATE TABLE container_volumes (
+        container_id TEXT NOT NULL REFERENCES containers(id) ON DELETE CASCADE,
+        volume_name TEXT NOT NULL REFERENCES volumes(name) ON DELETE RESTRICT,
+        destination TEXT NOT NULL,
+        PRIMARY KEY (container_id, destination)
+    ) STRICT""",
+    "CREATE INDEX container_volumes_volume ON container_volumes(volume_name)",
+)
+
 #: MIGRATIONS[i] takes the schema from version i to i + 1. Append only; never edit a shipped one.
-MIGRATIONS: tuple[tuple[str, ...], ...] = (_V1,)
+MIGRATIONS: tuple[tuple[str, ...], ...] = (_V1, _V2)
 SCHEMA_VERSION = len(MIGRATIONS)
 
 
