@@ -8,89 +8,22 @@ from __future__ import annotations
 
 import http.client
 import json
-import os
 import shutil
 import signal
 import socket
 import subprocess
-import sys
 import time
 from pathlib import Path
 
 import pytest
+from daemon_util import CLI, Daemon, daemon_fixture
 
 pytestmark = [
     pytest.mark.skipif(not Path("/bin/busybox").exists(), reason="needs host /bin/busybox"),
     pytest.mark.skipif(shutil.which("docker") is None, reason="needs the docker CLI"),
 ]
 
-_SCRIPT = Path(sys.executable).with_name("dockyard")
-CLI = [str(_SCRIPT)] if _SCRIPT.exists() else [sys.executable, "-m", "dockyard.cli.main"]
-
-
-class UnixHTTPConnection(http.client.HTTPConnection):
-    def __init__(self, path: str) -> None:
-        super().__init__("localhost", timeout=30)
-        self._path = path
-
-    def connect(self) -> None:
-        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        self.sock.settimeout(30)
-        self.sock.connect(self._path)
-
-
-class Daemon:
-    def __init__(self, root: Path, sock: Path, proc: subprocess.Popen) -> None:
-        self.root, self.sock, self.proc = root, sock, proc
-
-    def request(self, method: str, path: str, body: bytes | None = None
-                ) -> tuple[int, dict[str, str], bytes]:
-        conn = UnixHTTPConnection(str(self.sock))
-        try:
-            conn.request(method, path, body=body)
-            r = conn.getresponse()
-            return r.status, {k.lower(): v for k, v in r.getheaders()}, r.read()
-        finally:
-            conn.close()
-
-    def docker(self, *args: str, check: bool = True) -> subprocess.CompletedProcess:
-        p = subprocess.run(["docker", "-H", f"unix://{self.sock}", *args], capture_output=True,
-                           text=True, timeout=120, env={**os.environ, "DOCKER_CONFIG": str(self.root.parent / "dcfg")})
-        if check and p.returncode != 0:
-            raise AssertionError(f"docker {' '.join(args)} exited {p.returncode}:\n{p.stderr}")
-        return p
-
-
-def start_daemon(root: Path, sock: Path, log: Path) -> subprocess.Popen:
-    with open(log, "wb") as f:
-        return subprocess.Popen([*CLI, "daemon", "--root", str(root), "-H", f"unix://{sock}",
-                                 "--config", str(root.parent / "daemon.json")],
-                                stdout=f, stderr=subprocess.STDOUT)
-
-
-@pytest.fixture
-def daemon(tmp_path: Path):
-    root, sock, log = tmp_path / "root", tmp_path / "d.sock", tmp_path / "daemon.log"
-    (tmp_path / "daemon.json").write_text(json.dumps({"log-level": "info"}))
-    subprocess.run([*CLI, "--root", str(root), "image", "bootstrap", "busybox"], check=True,
-                   capture_output=True, timeout=120)
-    proc = start_daemon(root, sock, log)
-    d = Daemon(root, sock, proc)
-    deadline = time.monotonic() + 20
-    while True:
-        try:
-            if d.request("GET", "/_ping")[0] == 200:
-                break
-        except OSError:
-            pass
-        assert proc.poll() is None, log.read_text()
-        assert time.monotonic() < deadline, "daemon did not answer /_ping"
-        time.sleep(0.05)
-    assert sock.stat().st_mode & 0o777 == 0o660
-    yield d
-    proc.send_signal(signal.SIGTERM)
-    assert proc.wait(20) == 0, log.read_text()
-    assert not sock.exists(), "the daemon left its socket"
+daemon = daemon_fixture(scope="function")
 
 
 def test_version_and_info(daemon: Daemon) -> None:
@@ -144,6 +77,7 @@ def test_docker_errors(daemon: Daemon) -> None:
 
 
 def test_raw_http(daemon: Daemon) -> None:
+    assert daemon.sock.stat().st_mode & 0o777 == 0o660
     status, headers, body = daemon.request("GET", "/_ping")
     assert (status, body) == (200, b"OK")
     assert headers["api-version"] == "1.45" and headers["ostype"] == "linux"
