@@ -1,0 +1,459 @@
+"""The CLI's client of the daemon's Docker Engine API: ``http.client`` over a unix socket (or
+loopback TCP), stdlib only.
+
+Host choice (docker's order): ``-H/--host`` > ``DOCKYARD_HOST`` > ``unix:///run/dockyard/dockyard.sock``.
+Every path is sent under ``/v1.45`` (the daemon's API version; no ``_ping`` round trip per command).
+Failures: a non-2xx answer raises ``APIError(status, message)`` with the daemon's ``{"message"}``;
+no daemon at the host raises ``DaemonUnavailable`` whose text says how to start one.
+
+Why hand-written hijacking: ``attach`` and ``exec start`` answer ``101 UPGRADED`` (or ``200``) and
+then carry raw bytes both ways on the same connection, which ``http.client`` cannot hand back; the
+request is written and the status/headers parsed here, and the caller gets the socket itself.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    import http.client
+    from collections.abc import Iterable, Iterator, Mapping
+    from typing import Any, BinaryIO
+
+DEFAULT_HOST = "unix:///run/dockyard/dockyard.sock"
+HOST_ENV = "DOCKYARD_HOST"
+API_VERSION = "1.45"
+USER_AGENT = "dockyard-cli"
+_BLOCK = 1 << 20
+STDIN, STDOUT, STDERR = 0, 1, 2
+
+
+class ClientError(Exception):
+    """Base of the client's errors (the CLI prints ``str(e)`` and exits 1)."""
+
+
+class APIError(ClientError):
+    """The daemon answered with an error status; ``message`` is its ``{"message"}``."""
+
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+        self.message = message
+
+    def __str__(self) -> str:
+        return f"Error response from daemon: {self.message}"
+
+
+class DaemonUnavailable(ClientError):
+    """Nothing answers at the host (no socket, connection refused, or no permission)."""
+
+    def __init__(self, host: str, reason: str = "") -> None:
+        super().__init__(host)
+        self.host = host
+        self.reason = reason
+
+    def __str__(self) -> str:
+        if self.reason == "permission":
+            return (f"permission denied while trying to connect to the dockyard daemon socket at "
+                    f"{self.host}: run as root, or join the socket's group")
+        return (f"Cannot connect to the dockyard daemon at {self.host}. Is the dockyard daemon "
+                f"running?\nStart one with 'dockyard daemon' (as root; see 'dockyard daemon "
+                f"--help'), or point -H/--host or {HOST_ENV} at a running one.")
+
+
+class Host:
+    """A parsed ``-H`` value: ``unix:///path`` or ``tcp://HOST:PORT``."""
+
+    __slots__ = ("kind", "path", "address", "port", "text")
+
+    def __init__(self, kind: str, text: str, path: str = "", address: str = "", port: int = 0
+                 ) -> None:
+        self.kind, self.text, self.path, self.address, self.port = kind, text, path, address, port
+
+    def __repr__(self) -> str:
+        return f"Host({self.text!r})"
+
+
+def parse_host(text: str) -> Host:
+    """``unix:///path``, a bare ``/path``, ``tcp://HOST:PORT`` (``tcp://HOST`` means port 2375)."""
+    value = text.strip()
+    if value.startswith("/"):
+        value = "unix://" + value
+    scheme, sep, rest = value.partition("://")
+    if not sep:
+        raise ValueError(f"invalid host {text!r}: use unix:///path or tcp://HOST:PORT")
+    if scheme == "unix":
+        if not rest.startswith("/"):
+            raise ValueError(f"invalid host {text!r}: the socket path must be absolute")
+        return Host("unix", f"unix://{rest}", path=rest)
+    if scheme in ("tcp", "http"):
+        rest = rest.rstrip("/")
+        if rest.startswith("["):  # [::1]:2375
+            address, _, tail = rest[1:].partition("]")
+            port_text = tail[1:] if tail.startswith(":") else ""
+        else:
+            address, colon, port_text = rest.rpartition(":")
+            if not colon:
+                address, port_text = rest, ""
+        port_text = port_text or "2375"
+        if not address or not port_text.isdigit() or not 0 < int(port_text) < 65536:
+            raise ValueError(f"invalid host {text!r}: tcp needs HOST:PORT")
+        return Host("tcp", f"tcp://{address}:{port_text}", address=address, port=int(port_text))
+    raise ValueError(f"invalid host {text!r}: unsupported scheme {scheme!r} (unix or tcp)")
+
+
+def resolve_host(flag: str | None, environ: Mapping[str, str] | None = None) -> Host:
+    """``-H`` if given, else ``DOCKYARD_HOST``, else the default socket."""
+    env = os.environ if environ is None else environ
+    return parse_host(flag or env.get(HOST_ENV) or DEFAULT_HOST)
+
+
+def encode_query(query: Mapping[str, Any] | None) -> str:
+    """Docker's query conventions: booleans as 1/0, dicts (filters) as JSON, lists repeated,
+    ``None`` left out."""
+    if not query:
+        return ""
+    from urllib.parse import quote
+
+    from dockyard.leanjson import dumps
+
+    parts = []
+    for key, value in query.items():
+        values = value if isinstance(value, (list, tuple)) else [value]
+        for v in values:
+            if v is None:
+                continue
+            if isinstance(v, bool):
+                v = "1" if v else "0"
+            elif isinstance(v, dict):
+                v = dumps(v)
+            parts.append(f"{quote(key, safe='')}={quote(str(v), safe='')}")
+    return "?" + "&".join(parts) if parts else ""
+
+
+def _unix_connection(path: str, timeout: float | None) -> http.client.HTTPConnection:
+    import http.client
+
+    class UnixConnection(http.client.HTTPConnection):
+        def connect(self) -> None:
+            s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            try:
+                s.settimeout(self.timeout)
+                s.connect(path)
+            except BaseException:
+                s.close()
+                raise
+            self.sock = s
+
+    return UnixConnection("localhost", timeout=timeout, blocksize=_BLOCK)
+
+
+def _error_message(status: int, body: bytes) -> str:
+    text = body.decode("utf-8", "replace").strip()
+    if text.startswith("{"):
+        from dockyard.leanjson import loads
+
+        try:
+            doc = loads(text)
+        except ValueError:
+            doc = None
+        if isinstance(doc, dict) and isinstance(doc.get("message"), str):
+            return doc["message"]
+    return text or f"HTTP {status}"
+
+
+class Client:
+    """One daemon at ``host``; each request opens its own connection (the CLI makes few)."""
+
+    def __init__(self, host: str | Host | None = None, *, timeout: float | None = None,
+                 version: str = API_VERSION) -> None:
+        self.host = host if isinstance(host, Host) else resolve_host(host)
+        self.timeout = timeout
+        self.prefix = f"/v{version}" if version else ""
+
+    # ------------------------------------------------------------------ plumbing
+
+    def url(self, path: str, query: Mapping[str, Any] | None = None) -> str:
+        return self.prefix + path + encode_query(query)
+
+    def _connect(self) -> http.client.HTTPConnection:
+        import http.client
+
+        if self.host.kind == "unix":
+            conn = _unix_connection(self.host.path, self.timeout)
+        else:
+            conn = http.client.HTTPConnection(self.host.address, self.host.port,
+                                              timeout=self.timeout, blocksize=_BLOCK)
+        try:
+            conn.connect()
+        except (FileNotFoundError, ConnectionRefusedError, NotADirectoryError) as e:
+            conn.close()
+            raise DaemonUnavailable(self.host.text) from e
+        except PermissionError as e:
+            conn.close()
+            raise DaemonUnavailable(self.host.text, "permission") from e
+        except OSError as e:  # e.g. a TCP host that does not resolve
+            conn.close()
+            raise DaemonUnavailable(self.host.text) from e
+        return conn
+
+    @staticmethod
+    def _body(body: Any, headers: dict[str, str]) -> Any:
+        """JSON for dicts/lists, bytes as they are, files and iterators streamed (chunked)."""
+        if body is None or isinstance(body, (bytes, bytearray, memoryview)):
+            return body
+        if isinstance(body, (dict, list)):
+            from dockyard.leanjson import dumps
+
+            headers.setdefault("Content-Type", "application/json")
+            return dumps(body).encode()
+        if isinstance(body, str):
+            return body.encode()
+        headers.setdefault("Content-Type", "application/x-tar")
+        return body  # a file or an iterator of bytes: http.client sends it chunked
+
+    def stream(self, method: str, path: str, query: Mapping[str, Any] | None = None,
+               body: Any = None, headers: Mapping[str, str] | None = None
+               ) -> http.client.HTTPResponse:
+        """Send a request; the open response (2xx), to be read and closed by the caller."""
+        h = {"User-Agent": USER_AGENT, **(headers or {})}
+        data = self._body(body, h)
+        conn = self._connect()
+        try:
+            try:
+                conn.request(method, self.url(path, query), body=data, headers=h)
+            except (BrokenPipeError, ConnectionResetError):
+                pass  # the daemon answered before reading the whole body: read its answer
+            resp = conn.getresponse()
+        except BaseException:
+            conn.close()
+            raise
+        if not 200 <= resp.status < 300:
+            try:
+                raise APIError(resp.status, _error_message(resp.status, resp.read()))
+            finally:
+                resp.close()
+                conn.close()
+        return resp
+
+    def call(self, method: str, path: str, query: Mapping[str, Any] | None = None,
+             body: Any = None, headers: Mapping[str, str] | None = None) -> Any:
+        """A whole request: the parsed JSON answer, the raw bytes of another type, or None."""
+        resp = self.stream(method, path, query, body, headers)
+        try:
+            raw = resp.read()
+            kind = resp.getheader("Content-Type", "") or ""
+        finally:
+            resp.close()
+        if not raw.strip():
+            return None
+        if kind.startswith("application/json"):
+            from dockyard.leanjson import loads
+
+            return loads(raw)
+        return raw
+
+    def get(self, path: str, query: Mapping[str, Any] | None = None, body: Any = None,
+            headers: Mapping[str, str] | None = None) -> Any:
+        return self.call("GET", path, query, body, headers)
+
+    def post(self, path: str, query: Mapping[str, Any] | None = None, body: Any = None,
+             headers: Mapping[str, str] | None = None) -> Any:
+        return self.call("POST", path, query, body, headers)
+
+    def put(self, path: str, query: Mapping[str, Any] | None = None, body: Any = None,
+            headers: Mapping[str, str] | None = None) -> Any:
+        return self.call("PUT", path, query, body, headers)
+
+    def delete(self, path: str, query: Mapping[str, Any] | None = None, body: Any = None,
+               headers: Mapping[str, str] | None = None) -> Any:
+        return self.call("DELETE", path, query, body, headers)
+
+    def head(self, path: str, query: Mapping[str, Any] | None = None,
+             headers: Mapping[str, str] | None = None) -> dict[str, str]:
+        """The answer's headers (lower-cased names)."""
+        resp = self.stream("HEAD", path, query, None, headers)
+        try:
+            resp.read()
+            return {k.lower(): v for k, v in resp.getheaders()}
+        finally:
+            resp.close()
+
+    def ping(self) -> dict[str, str]:
+        """``/_ping`` (unversioned, as docker's negotiation does): its headers."""
+        prefix, self.prefix = self.prefix, ""
+        try:
+            return self.head("/_ping")
+        finally:
+            self.prefix = prefix
+
+    # ------------------------------------------------------------------ hijacked streams
+
+    def hijack(self, method: str, path: str, query: Mapping[str, Any] | None = None,
+               body: Any = None, headers: Mapping[str, str] | None = None
+               ) -> tuple[socket.socket, bytes]:
+        """Docker's attach / exec start: ask to upgrade the connection to a raw stream.
+
+        Returns the connected socket and the bytes of the stream the daemon already sent after
+        its headers (read them before reading the socket). A ``101`` or ``200`` starts the raw
+        stream; any other status raises ``APIError``.
+        """
+        h = {"User-Agent": USER_AGENT, "Connection": "Upgrade", "Upgrade": "tcp",
+             **(headers or {})}
+        data = self._body(body, h)
+        if data is not None and not isinstance(data, (bytes, bytearray, memoryview)):
+            data = b"".join(data.read() if hasattr(data, "read") else data)  # small bodies only
+        head = [f"{method} {self.url(path, query)} HTTP/1.1",
+                f"Host: {'localhost' if self.host.kind == 'unix' else self.host.address}"]
+        head += [f"{k}: {v}" for k, v in h.items()]
+        head.append(f"Content-Length: {len(data) if data is not None else 0}")
+        sock = self._raw_socket()
+        try:
+            sock.sendall(("\r\n".join(head) + "\r\n\r\n").encode("latin-1") + bytes(data or b""))
+            status, resp_headers, rest = _read_head(sock)
+            if status in (101, 200):
+                return sock, rest
+            raise APIError(status, _error_message(status, _read_body(sock, resp_headers, rest)))
+        except BaseException:
+            sock.close()
+            raise
+
+    def _raw_socket(self) -> socket.socket:
+        try:
+            if self.host.kind == "unix":
+                s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+                try:
+                    s.connect(self.host.path)
+                except BaseException:
+                    s.close()
+                    raise
+                return s
+            return socket.create_connection((self.host.address, self.host.port))
+        except PermissionError as e:
+            raise DaemonUnavailable(self.host.text, "permission") from e
+        except OSError as e:
+            raise DaemonUnavailable(self.host.text) from e
+
+
+def _read_head(sock: socket.socket) -> tuple[int, dict[str, str], bytes]:
+    """Status, lower-cased headers and the bytes after them, read from a raw HTTP answer."""
+    buf = b""
+    while b"\r\n\r\n" not in buf:
+        chunk = sock.recv(65536)
+        if not chunk:
+            raise ClientError("the daemon closed the connection before answering")
+        buf += chunk
+        if len(buf) > 1 << 20:
+            raise ClientError("the daemon's answer has no end of headers")
+    head, _, rest = buf.partition(b"\r\n\r\n")
+    lines = head.decode("latin-1").split("\r\n")
+    parts = lines[0].split(" ", 2)
+    if len(parts) < 2 or not parts[1].isdigit():
+        raise ClientError(f"not an HTTP answer: {lines[0]!r}")
+    headers = {}
+    for line in lines[1:]:
+        name, _, value = line.partition(":")
+        headers[name.strip().lower()] = value.strip()
+    return int(parts[1]), headers, rest
+
+
+def _read_body(sock: socket.socket, headers: dict[str, str], rest: bytes) -> bytes:
+    """The body of a (small) error answer: by Content-Length, chunked, or to the end."""
+    buf = rest
+    length = headers.get("content-length")
+    chunked = "chunked" in headers.get("transfer-encoding", "").lower()
+    while True:
+        if length is not None and len(buf) >= int(length):
+            return buf[:int(length)]
+        if chunked and buf.endswith(b"0\r\n\r\n"):
+            return _dechunk(buf)
+        chunk = sock.recv(65536)
+        if not chunk:
+            return _dechunk(buf) if chunked else buf
+        buf += chunk
+
+
+def _dechunk(data: bytes) -> bytes:
+    out, pos = bytearray(), 0
+    while pos < len(data):
+        end = data.find(b"\r\n", pos)
+        if end < 0:
+            break
+        size = int(data[pos:end].split(b";")[0] or b"0", 16)
+        if size == 0:
+            break
+        out += data[end + 2:end + 2 + size]
+        pos = end + 2 + size + 2
+    return bytes(out)
+
+
+# -------------------------------------------------------------------------- stream helpers
+
+def frame(stream_id: int, data: bytes) -> bytes:
+    """One frame of Docker's multiplexed stream: ``[id, 0, 0, 0, size (big endian)]`` + data."""
+    return bytes((stream_id, 0, 0, 0)) + len(data).to_bytes(4, "big") + data
+
+
+def _read_exactly(reader: BinaryIO, n: int) -> bytes:
+    buf = b""
+    while len(buf) < n:
+        chunk = reader.read(n - len(buf))
+        if not chunk:
+            break
+        buf += chunk
+    return buf
+
+
+def demux(reader: BinaryIO) -> Iterator[tuple[int, bytes]]:
+    """(stream id, bytes) for each frame of a multiplexed stream (non-TTY attach, logs, exec),
+    until the end of ``reader``. A truncated frame ends the iteration with what arrived."""
+    while True:
+        head = _read_exactly(reader, 8)
+        if len(head) < 8:
+            return
+        size = int.from_bytes(head[4:8], "big")
+        data = _read_exactly(reader, size) if size else b""
+        if data or not size:
+            yield head[0], data
+        if len(data) < size:
+            return
+
+
+class SocketReader:
+    """``read(n)`` over a hijacked socket, starting with the bytes ``hijack`` already had."""
+
+    def __init__(self, sock: socket.socket, buffered: bytes = b"") -> None:
+        self.sock, self._buf = sock, buffered
+
+    def read(self, n: int = 65536) -> bytes:
+        if self._buf:
+            out, self._buf = self._buf[:n], self._buf[n:]
+            return out
+        return self.sock.recv(n)
+
+
+def json_messages(resp: BinaryIO) -> Iterator[Any]:
+    """The JSON documents of a newline-delimited JSON stream (load, import, pull, events)."""
+    from dockyard.leanjson import loads
+
+    for line in resp:
+        line = line.strip()
+        if line:
+            yield loads(line)
+
+
+def copy_stream(src: BinaryIO, dst: Any, block: int = _BLOCK) -> int:
+    """Copy ``src`` to ``dst`` in blocks; the number of bytes."""
+    total = 0
+    while chunk := src.read(block):
+        dst.write(chunk)
+        total += len(chunk)
+    return total
+
+
+def iter_file(f: BinaryIO, block: int = _BLOCK) -> Iterable[bytes]:
+    """A file as an iterator of blocks (a request body streamed with chunked encoding)."""
+    while chunk := f.read(block):
+        yield chunk
