@@ -80,7 +80,7 @@ class Routes:
 
 
 def make_app(svc: Services) -> web.Application:
-    from dockyard.api import images, system
+    from dockyard.api import images, system, volumes
 
     app = web.Application(middlewares=[errors_middleware, version_middleware],
                           client_max_size=1024**2)
@@ -88,4 +88,5 @@ def make_app(svc: Services) -> web.Application:
     routes = Routes(app)
     system.register(routes)
     images.register(routes)
+    volumes.register(routes)
     return app

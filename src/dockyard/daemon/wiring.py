@@ -20,6 +20,7 @@ if TYPE_CHECKING:
     from typing import Any, TypeVar
 
     from dockyard.daemon.config import DaemonConfig
+    from dockyard.engine.volumes import VolumeService
     from dockyard.image.service import ImageService
 
     T = TypeVar("T")
@@ -29,6 +30,7 @@ if TYPE_CHECKING:
 class Services:
     config: DaemonConfig
     images: ImageService
+    volumes: VolumeService
     worker: concurrent.futures.ThreadPoolExecutor
     started: float = 0.0
 
@@ -55,6 +57,12 @@ def _open_images(root: str) -> ImageService:
                           "dockyard daemon running on it? Stop it, or pass another --root.") from None
 
 
+def _volumes(images: ImageService) -> VolumeService:
+    from dockyard.engine.volumes import VolumeService
+
+    return VolumeService(images.store, images.db)
+
+
 def build(config: DaemonConfig) -> Services:
     """Open every service the daemon needs. Raises ``Unavailable`` if the root is locked."""
     import time
@@ -62,7 +70,9 @@ def build(config: DaemonConfig) -> Services:
     worker = concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="store")
     try:
         images = worker.submit(_open_images, config.root).result()
+        volumes = worker.submit(_volumes, images).result()
     except BaseException:
         worker.shutdown(wait=True)
         raise
-    return Services(config=config, images=images, worker=worker, started=time.time())
+    return Services(config=config, images=images, volumes=volumes, worker=worker,
+                    started=time.time())

@@ -182,6 +182,8 @@ class Database:
         self.snapshots: SnapshotRepo = SnapshotRepo(self)
         self.leases: LeaseRepo = LeaseRepo(self)
         self.containers: ContainerRepo = ContainerRepo(self)
+        from dockyard.metadata.volumes import VolumeRepo
+        self.volumes = VolumeRepo(self)
 
     def _setup(self, busy_timeout: float) -> None:
         c = self._conn

@@ -96,3 +96,16 @@ class ContainerRecord(Record):
     image_id: Digest
     created: float
     state: str = "{}"
+
+
+class VolumeRecord(Record):
+    """A volume row. ``labels`` and ``options`` are the driver's key/value pairs, sorted by key;
+    ``anonymous`` volumes (random 64-hex names) are the ones ``rm -v``, ``--rm`` and a default
+    ``volume prune`` remove. ``created`` is unix time."""
+
+    name: str
+    driver: str = "local"
+    created: float = 0.0
+    labels: tuple[tuple[str, str], ...] = ()
+    options: tuple[tuple[str, str], ...] = ()
+    anonymous: bool = False

@@ -106,8 +106,18 @@ class Store:
     def container(self, container_id: str) -> str:
         return f"{self.root}/containers/{_component('container id', container_id, 128)}"
 
+    @property
+    def volumes(self) -> str:
+        return f"{self.root}/volumes"
+
+    def volume(self, name: str) -> str:
+        """A volume's directory: its ``_data`` and nothing else (the row is in the database)."""
+        return f"{self.root}/volumes/{_component('volume name', name)}"
+
     def volume_data(self, name: str) -> str:
-        return f"{self.root}/volumes/{_component('volume name', name)}/_data"
+        """A volume's mountpoint: what containers see (a tmpfs or bind of the local driver's
+        ``-o`` options is mounted here while in use)."""
+        return f"{self.volume(name)}/_data"
 
     def ensure(self) -> None:
         """Create the tree's top directories (idempotent)."""
