@@ -353,3 +353,22 @@ def test_copy_up_into_a_tmpfs_volume(service: VolumeService, tmp_path: Path) -> 
     assert Path(data, "deep").read_text() == "deep"
     assert service.unmount_if_unused("tmp-copy", "c1") is True
     assert os.listdir(data) == []  # the content lived in the tmpfs only
+
+
+@needs_root
+def test_restart_readopts_and_sweeps_mounts(service: VolumeService) -> None:
+    """After a daemon restart (a new service on the same store), a running container's volume
+    keeps its mount; a mount no container holds any more is swept."""
+    opts = {"type": "tmpfs", "device": "tmpfs", "o": "size=1m"}
+    service.create("held", options=opts)
+    service.create("orphan", options=opts)
+    held = service.mount_for_container("held", "c1")
+    orphan = service.mount_for_container("orphan", "c2")
+    Path(held, "state").write_text("running")
+    again = VolumeService(service.store, service.db)  # the restarted daemon's service
+    assert again.mount_for_container("held", "c1") == held
+    assert len(mounts_under(held)) == 1 and Path(held, "state").read_text() == "running"
+    assert again.sweep_mounts() == ["orphan"]
+    assert _mount_of(orphan) is None and _mount_of(held) == "tmpfs"
+    assert again.unmount_if_unused("held", "c1") is True
+    assert _mount_of(held) is None

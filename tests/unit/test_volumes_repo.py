@@ -235,3 +235,14 @@ def test_tmpfs_mount_is_refcounted(svc):
     n = len(calls)
     # the fake does not mount, so mountinfo shows nothing: unmounting finds no target
     assert svc.unmount_if_unused("t1", "c1") is False and len(calls) == n
+
+
+def test_recover_finishes_interrupted_removals(svc):
+    v = svc.create("kept")
+    trash = os.path.join(svc.store.tmp, "volume-rm-0123")
+    os.makedirs(os.path.join(trash, "_data", "sub"))
+    other = os.path.join(svc.store.tmp, "load-1.tar")
+    open(other, "w").close()
+    svc.recover()
+    assert not os.path.exists(trash) and os.path.exists(other)
+    assert os.path.isdir(v.mountpoint)

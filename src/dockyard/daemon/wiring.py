@@ -60,7 +60,9 @@ def _open_images(root: str) -> ImageService:
 def _volumes(images: ImageService) -> VolumeService:
     from dockyard.engine.volumes import VolumeService
 
-    return VolumeService(images.store, images.db)
+    volumes = VolumeService(images.store, images.db)
+    volumes.recover()
+    return volumes
 
 
 def build(config: DaemonConfig) -> Services:

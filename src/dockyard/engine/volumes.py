@@ -240,7 +240,7 @@ class VolumeService:
 
     # ------------------------------------------------------------------ use by containers
 
-    def mount_for_container(self, name: str, container_id: str = "") -> str:
+    def mount_for_container(self, name: str, container_id: str) -> str:
         """The host directory to bind into a container for this volume. The local driver's mount
         (``-o type/device/o``) is made on ``_data`` when its first user comes; ``container_id``
         is the reference counted (idempotent per container)."""
@@ -253,7 +253,7 @@ class VolumeService:
         self._active.setdefault(name, set()).add(container_id)
         return data
 
-    def unmount_if_unused(self, name: str, container_id: str = "") -> bool:
+    def unmount_if_unused(self, name: str, container_id: str) -> bool:
         """Drop ``container_id``'s reference; unmount the driver's mount when none is left.
         Returns whether it unmounted."""
         holders = self._active.get(name)
@@ -266,6 +266,26 @@ class VolumeService:
         if rec is None or not rec.options:
             return False
         return self._unmount_all(name)
+
+    def sweep_mounts(self) -> list[str]:
+        """Unmount the driver's mounts no container holds (after a restart, once the running
+        containers were re-adopted with ``mount_for_container``). Returns the volumes unmounted."""
+        done = []
+        for rec in self.db.volumes.all():
+            if rec.options and not self._active.get(rec.name) and self._unmount_all(rec.name):
+                done.append(rec.name)
+        return done
+
+    def recover(self) -> None:
+        """At daemon start: finish removals a crash interrupted (their directories wait in
+        ``tmp/volume-rm-*``, already renamed away from the volume's name)."""
+        try:
+            names = os.listdir(self.store.tmp)
+        except FileNotFoundError:
+            return
+        for n in names:
+            if n.startswith("volume-rm-") and not mounts_under(f"{self.store.tmp}/{n}"):
+                shutil.rmtree(f"{self.store.tmp}/{n}", ignore_errors=True)
 
     def _mount(self, name: str, m: rules.LocalMount, data: str) -> None:
         from dockyard.kernel import syscalls as k
