@@ -382,9 +382,11 @@ def test_parse_rfc3339_reads_offsets_and_nanoseconds():
         h.parse_rfc3339("yesterday")
 
 
-def test_ps_text():
+def test_ps_text_and_filter_status():
     assert Health(status="starting").ps_text() == "health: starting"
     assert Health(status="unhealthy").ps_text() == "unhealthy"
+    assert h.health_status(None) == "none"
+    assert h.health_status(Health(status="healthy")) == "healthy"
 
 
 def test_record_result_failing_streak_grows_past_retries():

@@ -263,6 +263,11 @@ class Health(Record):
         return "health: starting" if self.status == STARTING else self.status
 
 
+def health_status(health: Health | None) -> str:
+    """The ``ps --filter health=`` value: the status, or ``none`` without a health check."""
+    return NONE if health is None else health.status
+
+
 def cap_output(output: str | bytes) -> str:
     """Docker's ``limitedBuffer``: at most 4096 bytes of output, then ``...`` when cut."""
     data = output.encode("utf-8", "replace") if isinstance(output, str) else bytes(output)
