@@ -8,7 +8,7 @@ from aiohttp import web
 
 from dockyard.api.app import api_version, services
 from dockyard.api.errors import json_response
-from dockyard.api.images import _bool, parse_filters
+from dockyard.api.images import parse_filters
 from dockyard.errors import InvalidArgument
 
 TYPE_CHECKING = False
@@ -18,6 +18,11 @@ if TYPE_CHECKING:
 
 #: From API 1.42 (Docker 23) ``volume prune`` removes only anonymous volumes unless ``all=true``.
 _PRUNE_ANONYMOUS_ONLY_FROM = (1, 42)
+
+
+def _bool(text: str | None) -> bool:
+    """Docker's query booleans: absent, "", "0", "false" and "no" are false."""
+    return text is not None and text.strip().lower() not in ("", "0", "false", "no")
 
 
 def volume_json(v: Volume, usage: VolumeUsage | None = None) -> dict:
