@@ -160,7 +160,7 @@ class RestartTracker:
         it ran (``FinishedAt - StartedAt``). On ``True`` the count has been incremented and
         ``delay`` is the back-off in seconds; the caller shows the container as restarting,
         persists ``restart_count`` and schedules the start."""
-        if self.policy.is_none or manually_stopped or daemon_shutdown:
+        if _is_none(self.policy) or manually_stopped or daemon_shutdown:
             return False, 0.0
         if self.policy.name == ON_FAILURE:
             limit = self.policy.max_retries
@@ -187,7 +187,7 @@ def restart_on_daemon_start(policy: RestartPolicy, *, exit_code: int, manually_s
     """Whether the daemon, when it starts, starts this not-running container (see the module
     docstring). ``has_been_started``: it ran at least once (a created-only container stays
     created); ``restart_count``: its persisted ``RestartCount`` (for ``on-failure:N``)."""
-    if policy.is_none or not has_been_started:
+    if _is_none(policy) or not has_been_started:
         return False
     if policy.name == ALWAYS:
         return True
@@ -198,6 +198,11 @@ def restart_on_daemon_start(policy: RestartPolicy, *, exit_code: int, manually_s
         return (exit_code != 0 and not manually_stopped
                 and (limit == 0 or restart_count < limit))
     return False
+
+
+def _is_none(policy: Any) -> bool:
+    """Any record with ``name``/``max_retries`` is accepted (e.g. a request-parsing copy)."""
+    return policy.name in (NO, "")
 
 
 class RestartScheduler:
