@@ -246,3 +246,10 @@ def test_recover_finishes_interrupted_removals(svc):
     svc.recover()
     assert not os.path.exists(trash) and os.path.exists(other)
     assert os.path.isdir(v.mountpoint)
+
+
+def test_anonymous_flag_and_repo(svc):
+    v = svc.create(anonymous=True)
+    assert v.anonymous and svc.repo.get(v.name).anonymous
+    with pytest.raises(errors.InvalidArgument, match="anonymous volume takes no name"):
+        svc.create("named", anonymous=True)

@@ -30,6 +30,7 @@ if TYPE_CHECKING:
 
     from dockyard.kernel.syscalls import Syscalls
     from dockyard.metadata.db import Database
+    from dockyard.metadata.volumes import VolumeRepo
     from dockyard.store import Store
 
     Pairs = Mapping[str, str] | Iterable[tuple[str, str]] | None
@@ -112,16 +113,23 @@ class VolumeService:
             raise NotFound(f"get {name}: no such volume")
         return rec
 
+    @property
+    def repo(self) -> VolumeRepo:
+        """The volume rows (``attach``, ``users``, ``mounts_of`` …): ``db.volumes``."""
+        return self.db.volumes
+
     def mountpoint(self, name: str) -> str:
         return self.store.volume_data(name)
 
     # ------------------------------------------------------------------ create, get, list
 
     def create(self, name: str = "", driver: str = "local", labels: Pairs = (),
-               options: Pairs = ()) -> Volume:
+               options: Pairs = (), *, anonymous: bool = False) -> Volume:
         """A new volume; an existing one of that name and driver is returned as it is (Docker is
         idempotent). An empty name makes an anonymous volume (64 hex characters, labelled
-        ``com.docker.volume.anonymous``)."""
+        ``com.docker.volume.anonymous``); ``anonymous=True`` insists on that."""
+        if anonymous and name:
+            raise InvalidArgument(f"create {name}: an anonymous volume takes no name")
         driver = driver or rules.LOCAL_DRIVER
         anonymous = not name
         if anonymous:
@@ -240,10 +248,11 @@ class VolumeService:
 
     # ------------------------------------------------------------------ use by containers
 
-    def mount_for_container(self, name: str, container_id: str) -> str:
+    def mount_for_container(self, name: str, container_id: str = "") -> str:
         """The host directory to bind into a container for this volume. The local driver's mount
         (``-o type/device/o``) is made on ``_data`` when its first user comes; ``container_id``
-        is the reference counted (idempotent per container)."""
+        is the reference counted (idempotent per container; pass it: callers that leave it ""
+        share one reference)."""
         rec = self._record(name)
         data = self.store.volume_data(name)
         os.makedirs(data, mode=0o755, exist_ok=True)  # a crash may have lost it
@@ -253,7 +262,7 @@ class VolumeService:
         self._active.setdefault(name, set()).add(container_id)
         return data
 
-    def unmount_if_unused(self, name: str, container_id: str) -> bool:
+    def unmount_if_unused(self, name: str, container_id: str = "") -> bool:
         """Drop ``container_id``'s reference; unmount the driver's mount when none is left.
         Returns whether it unmounted."""
         holders = self._active.get(name)
