@@ -182,21 +182,7 @@ class Daemon:
 
     def bootstrap_busybox(self, tag: str = "busybox:latest") -> str:
         """Create the busybox image (host /bin/busybox) in this daemon; its id."""
-        code, _, raw = self.request("POST", f"/dockyard/images/bootstrap?name=busybox&tag={tag}")
-        if code == 404 and b"page not found" in raw:  # an older daemon without the endpoint
-            raise AssertionError("the daemon has no /dockyard/images/bootstrap endpoint")
-        assert 200 <= code < 300, (code, raw)
-        return _json.loads(raw)["Id"]
-
-
-def _bootstrap_offline(root: Path) -> None:
-    """Bootstrap busybox on a root no daemon holds (in a child: the store's lock is released)."""
-    code = ("import sys; from dockyard.image.service import ImageService; "
-            "from dockyard.image.bootstrap import bootstrap_busybox; "
-            "svc = ImageService.open(sys.argv[1]); "
-            "bootstrap_busybox(svc, 'busybox:latest', '/bin/busybox'); svc.close()")
-    subprocess.run([sys.executable, "-c", code, str(root)], check=True, capture_output=True,
-                   timeout=120)
+        return self.json("POST", f"/dockyard/images/bootstrap?name=busybox&tag={tag}")["Id"]
 
 
 @contextlib.contextmanager
@@ -205,10 +191,10 @@ def running_daemon(tmp: Path, *, busybox: bool = False, config: dict | None = No
     """A started daemon on ``tmp``/root (busybox:latest in it if asked), stopped and checked on
     the way out."""
     d = Daemon(tmp, config=config, extra_args=extra_args)
-    if busybox:
-        _bootstrap_offline(d.root)
     d.start()
     try:
+        if busybox:
+            d.bootstrap_busybox()
         yield d
     finally:
         d.stop()

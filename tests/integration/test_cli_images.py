@@ -1,10 +1,12 @@
-"""The image verbs end to end: the ``dockyard`` CLI as a subprocess on a real store (root: the
-snapshots are overlay mounts), each test with its own ``--root`` under tmp_path.
+"""The image verbs end to end: the real ``dockyard`` CLI as a subprocess, a thin client of a real
+``dockyard daemon`` (one per module, see daemon_util.py; the snapshots are overlay mounts).
 
 Covered: bootstrap busybox (and its reproducible id), images, image inspect, history, tag, rmi
 (lines and conflicts), save/load round trips in both formats, import with --change, image diff with
-exact lines, image prune, system df, system check (clean, corrupt blob, --repair), and bad input
-(garbage load, non-tar import, missing image) failing with exit 1 and recording nothing.
+exact lines, image prune, system df, system check (clean, corrupt blob, --repair), bad input
+(garbage load, non-tar import, missing image) failing with exit 1 and recording nothing, the hint
+when no daemon answers, and -H / DOCKYARD_HOST choosing the daemon. Each test starts and ends with
+an empty, clean store (the ``dy`` fixture checks and empties it).
 """
 
 from __future__ import annotations
@@ -15,28 +17,29 @@ import os
 import re
 import shutil
 import subprocess
-import sys
 import tarfile
 from pathlib import Path
 
 import pytest
+from daemon_util import CLI, Daemon, daemon_fixture, running_daemon
 
 pytestmark = pytest.mark.skipif(not Path("/bin/busybox").exists(),
                                 reason="needs host /bin/busybox (Debian package busybox-static)")
 
-_SCRIPT = Path(sys.executable).with_name("dockyard")
-CLI = [str(_SCRIPT)] if _SCRIPT.exists() else [sys.executable, "-m", "dockyard.cli.main"]
 ID_RE = re.compile(r"sha256:[0-9a-f]{64}\Z")
+ERR = "Error response from daemon: "
+
+daemon = daemon_fixture(busybox=False)
 
 
 class Dockyard:
-    def __init__(self, root: Path) -> None:
-        self.root = root
+    def __init__(self, d: Daemon) -> None:
+        self.daemon = d
+        self.root = d.root
 
     def run(self, *args: str, input: bytes | None = None, check: bool = True
             ) -> subprocess.CompletedProcess:
-        p = subprocess.run([*CLI, "--root", str(self.root), *args], input=input,
-                           capture_output=True, timeout=120)
+        p = self.daemon.cli(*args, input=input if input is not None else b"", check=False)
         if check and p.returncode != 0:
             raise AssertionError(f"dockyard {' '.join(args)} exited {p.returncode}:\n"
                                  f"{p.stderr.decode(errors='replace')}")
@@ -67,8 +70,15 @@ class Dockyard:
 
 
 @pytest.fixture
-def dy(tmp_path: Path) -> Dockyard:
-    return Dockyard(tmp_path / "root")
+def dy(daemon: Daemon):
+    """The module's daemon, empty before the test; emptied (and checked) after it."""
+    d = Dockyard(daemon)
+    assert d.ids("-a") == [], "a previous test left images"
+    yield d
+    for image_id in d.ids("-a"):
+        d.run("rmi", "-f", image_id, check=False)
+    d.run("image", "prune", "-a", "-f")
+    d.clean()
 
 
 def _layer_tar(dy: Dockyard, image: str, tmp_path: Path) -> bytes:
@@ -150,8 +160,8 @@ def test_bootstrap_is_reproducible(dy, tmp_path):
     first = dy.bootstrap()
     assert dy.bootstrap() == first
     assert dy.ids() == [first]
-    other = Dockyard(tmp_path / "other-root")
-    assert other.bootstrap() == first
+    with running_daemon(tmp_path) as other:  # another root: the same id
+        assert Dockyard(other).bootstrap() == first
 
 
 # ---------------------------------------------------------------- tag, rmi
@@ -170,7 +180,7 @@ def test_tag_and_rmi(dy):
     assert sorted(out[:2]) == ["Untagged: again:latest", "Untagged: busybox:latest"]
     assert out[2] == f"Deleted: {image_id}"
     assert dy.ids() == []
-    assert dy.fail("rmi", "missing") == "Error: No such image: missing\n"
+    assert dy.fail("rmi", "missing") == f"{ERR}No such image: missing\n"
     dy.clean()
 
 
@@ -261,7 +271,7 @@ def test_image_diff_exact_lines(dy, tmp_path):
     js = json.loads(dy.out("image", "diff", "--format", "json", "busybox", "changed:1"))
     assert [(c["Path"], c["Kind"]) for c in js] == [("/bin/ls", 2), ("/etc/new", 1), ("/etc/passwd", 0)]
     assert dy.out("image", "diff", "busybox", "busybox") == ""
-    assert dy.fail("image", "diff", "busybox", "missing") == "Error: No such image: missing\n"
+    assert dy.fail("image", "diff", "busybox", "missing") == f"{ERR}No such image: missing\n"
     dy.clean()
 
 
@@ -329,35 +339,80 @@ def test_system_check_finds_and_repairs_a_corrupt_blob(dy):
 def test_bad_input_fails_cleanly_and_records_nothing(dy, tmp_path):
     busybox = dy.bootstrap()
     err = dy.fail("load", input=b"this is not an archive at all" * 100)
-    assert err.startswith("Error: ") and len(err.splitlines()) == 1
+    assert err.startswith(f"{ERR}load: ") and len(err.splitlines()) == 1
     err = dy.fail("load", "-i", str(tmp_path / "missing.tar"))
     assert "No such file or directory" in err
     err = dy.fail("import", "-", "bad:1", input=b"plain text, not a tar\n" * 50)
-    assert err.startswith("Error: import: not a valid tar archive")
+    assert err.startswith(f"{ERR}import: not a valid tar archive")
     err = dy.fail("import", "-", "bad:1", input=b"")
-    assert err == "Error: import: the input is empty (expected a tar archive)\n"
+    assert err == f"{ERR}import: the input is empty (expected a tar archive)\n"
     import gzip
 
     err = dy.fail("import", "-", input=gzip.compress(b"junk" * 1000))
     assert "not a valid tar archive (in a gzip stream)" in err
-    assert dy.fail("import", "-c", "RUN true", "-", input=b"").startswith("Error: RUN is not a valid")
-    assert dy.fail("rmi", "nope:1") == "Error: No such image: nope:1\n"
+    assert dy.fail("import", "-c", "RUN true", "-", input=b"").startswith(f"{ERR}RUN is not a valid")
+    assert dy.fail("rmi", "nope:1") == f"{ERR}No such image: nope:1\n"
     assert dy.fail("image", "inspect", "nope") == "Error: No such image: nope\n"
     assert dy.ids() == [busybox]
+    assert list((dy.root / "tmp").iterdir()) == []  # no spooled upload left
     dy.clean()
     p = dy.run("images", "--bogus", check=False)
     assert p.returncode == 125 and b"unknown flag: --bogus" in p.stderr
 
 
-def test_export_is_not_available_before_the_engine(dy):
-    err = dy.fail("export", "c1")
-    assert "not available before the engine" in err
+# ---------------------------------------------------------------- choosing the daemon
+
+
+def test_no_daemon_prints_how_to_start_one(tmp_path):
+    sock = tmp_path / "none.sock"
+    for argv in ([*CLI, "-H", f"unix://{sock}", "images"], [*CLI, "image", "ls"]):
+        env = {**os.environ, "DOCKYARD_HOST": f"unix://{sock}"}
+        p = subprocess.run(argv, capture_output=True, text=True, timeout=60, env=env)
+        assert p.returncode == 1 and p.stdout == ""
+        assert p.stderr.startswith(f"Cannot connect to the dockyard daemon at unix://{sock}. "
+                                   "Is the dockyard daemon running?\n")
+        assert "'dockyard daemon'" in p.stderr
+    p = subprocess.run([*CLI, "-H", f"unix://{sock}", "version"], capture_output=True, text=True,
+                       timeout=60)
+    assert p.returncode == 1 and p.stdout.startswith("Client:\n") and "Server" not in p.stdout
+    p = subprocess.run([*CLI, "--root", str(tmp_path), "images"], capture_output=True, text=True,
+                       timeout=60)
+    assert p.returncode == 125 and "--root is a flag of 'dockyard daemon'" in p.stderr
+
+
+def test_host_flag_and_env_choose_the_daemon(dy, tmp_path):
+    image_id = dy.bootstrap()
+    env = {**os.environ, "DOCKYARD_HOST": dy.daemon.host}
+    p = subprocess.run([*CLI, "images", "-q", "--no-trunc"], capture_output=True, text=True,
+                       timeout=60, env=env)
+    assert (p.returncode, p.stdout) == (0, image_id + "\n")
+    with running_daemon(tmp_path) as other:  # -H wins over DOCKYARD_HOST
+        p = subprocess.run([*CLI, "-H", other.host, "images", "-q"], capture_output=True,
+                           text=True, timeout=60, env=env)
+        assert (p.returncode, p.stdout) == (0, "")
+        out = other.cli("version").stdout
+        assert "Server: dockyard" in out and "API version:      1.45 (minimum version 1.24)" in out
+        info = other.cli("info").stdout
+        assert f"Dockyard Root Dir: {other.root}" in info and " Images: 0" in info
+
+
+def test_tcp_host(tmp_path):
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    with running_daemon(tmp_path, extra_args=("-H", f"tcp://127.0.0.1:{port}")) as d:
+        p = subprocess.run([*CLI, "-H", f"tcp://127.0.0.1:{port}", "image", "bootstrap", "busybox"],
+                           capture_output=True, text=True, timeout=60)
+        assert p.returncode == 0 and ID_RE.match(p.stdout.strip()), p.stderr
+        assert d.cli("images", "--format", "{{.Repository}}").stdout == "busybox\n"
 
 
 # ---------------------------------------------------------------- debian (not in CI)
 
 
-def test_bootstrap_debian(dy):
+def test_bootstrap_debian(dy):  # runs in the daemon, on the same host
     from dockyard.image.bootstrap import debian_unavailable
 
     reason = debian_unavailable("bookworm")

@@ -1,8 +1,9 @@
-"""Image routes: list, inspect, history, tag, remove, load, save (get), prune.
+"""Image routes: list, inspect, history, tag, remove, load, import (create), save (get), prune,
+and dockyard's extensions under ``/dockyard/images/``: bootstrap, diff.
 
 Why the store work runs through ``Services.call``: every service call blocks (SQLite, disk, unpack),
-so it runs on the store's one thread; the loop only moves bytes. Load spools the request body to a
-file under the store's ``tmp/`` first (the service reads its input in one go on its thread); save
+so it runs on the store's one thread; the loop only moves bytes. Load and import spool the request body
+to a file under the store's ``tmp/`` first (the service reads its input in one go on its thread); save
 streams the archive out through a bounded queue as it is written (chunked, no temp file).
 """
 
@@ -15,14 +16,17 @@ import tempfile
 
 from aiohttp import web
 
+from dockyard.api import events as image_events
 from dockyard.api.app import services
 from dockyard.api.errors import json_response
+from dockyard import errors
 from dockyard.errors import InvalidArgument
 from dockyard.image.inspect import created_timestamp
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from dockyard.api.app import Routes
+    from dockyard.daemon.wiring import Services
     from dockyard.image.service import HistoryEntry, ImageService, ImageSummary
 
 _CHUNK = 1 << 20
@@ -115,14 +119,18 @@ async def tag(request: web.Request) -> web.Response:
         raise InvalidArgument("repository name must have at least one component")
     svc = services(request)
     await svc.call(svc.images.tag, request.match_info["name"], f"{repo}:{tag_}" if tag_ else repo)
+    await image_events.tagged(request, request.match_info["name"],
+                              f"{repo}:{tag_}" if tag_ else repo)
     return web.Response(status=201)
 
 
 async def remove(request: web.Request) -> web.Response:
     svc = services(request)
+    image_id = await image_events.image_id(request, request.match_info["name"])
     actions = await svc.call(svc.images.remove, request.match_info["name"],
                              force=_bool(request.query.get("force")),
                              no_prune=_bool(request.query.get("noprune")))
+    image_events.removed(request, image_id, actions)
     return json_response([{kind: what} for kind, what in actions])
 
 
@@ -136,6 +144,7 @@ async def prune(request: web.Request) -> web.Response:
     dangling = _dangling(filters.get("dangling", []))
     svc = services(request)
     result = await svc.call(prune_images, svc.images, all=dangling is False)
+    image_events.pruned(request, result.actions, result.reclaimed)
     deleted = [{kind: what} for kind, what in result.actions]
     return json_response({"ImagesDeleted": deleted or None,
                               "SpaceReclaimed": result.reclaimed})
@@ -148,20 +157,119 @@ def _load_file(svc: ImageService, path: str) -> list[str]:
         return svc.load(f)
 
 
-async def load(request: web.Request) -> web.StreamResponse:
-    svc = services(request)
+async def _spool(request: web.Request, svc: Services) -> str:
+    """The request body in a file under the store's ``tmp/`` (the caller unlinks it)."""
     loop = asyncio.get_running_loop()
-    fd, path = tempfile.mkstemp(prefix="load-", suffix=".tar", dir=svc.images.store.tmp)
+    fd, path = tempfile.mkstemp(prefix="upload-", suffix=".tar", dir=svc.images.store.tmp)
     try:
         with os.fdopen(fd, "wb") as f:
             while chunk := await request.content.read(_CHUNK):
                 await loop.run_in_executor(None, f.write, chunk)
+    except BaseException:
+        os.unlink(path)
+        raise
+    return path
+
+
+def _json_lines(docs: list[dict]) -> web.Response:
+    body = "".join(json.dumps(d, separators=(",", ":")) + "\n" for d in docs)
+    return web.Response(body=body.encode(), headers={"Content-Type": "application/json"})
+
+
+async def load(request: web.Request) -> web.StreamResponse:
+    svc = services(request)
+    path = await _spool(request, svc)
+    try:
         lines = await svc.call(_load_file, svc.images, path)
     finally:
         os.unlink(path)
-    body = "".join(json.dumps({"stream": line + "\n"}, separators=(",", ":")) + "\n"
-                   for line in lines)
-    return web.Response(body=body.encode(), headers={"Content-Type": "application/json"})
+    await image_events.loaded(request, lines)
+    return _json_lines([{"stream": line + "\n"} for line in lines])
+
+
+# ---------------------------------------------------------------------------- create (import)
+
+def _import_file(svc: ImageService, path: str, **kwargs: object) -> str:
+    from dockyard.image.importer import import_image
+
+    with open(path, "rb") as f:
+        return str(import_image(svc, f, **kwargs).id)  # type: ignore[arg-type]
+
+
+async def create(request: web.Request) -> web.StreamResponse:
+    """``POST /images/create``: import (``fromSrc=-``, the tar is the body). Pulling
+    (``fromImage``) needs a registry client dockyard does not have: 501."""
+    from dockyard.image.importer import ContainerConfig, apply_changes
+    from dockyard.oci.platform import parse_platform
+    from dockyard.oci.reference import parse_normalized
+
+    q = request.query
+    if q.get("fromImage"):
+        raise errors.NotImplemented(f"pull {q['fromImage']}: dockyard has no registry client; "
+                             "load the image from a tar (docker save | dockyard load)")
+    source = q.get("fromSrc", "")
+    if source != "-":
+        raise InvalidArgument(f"import from {source or 'nothing'}: only fromSrc=- (the tar as the "
+                              "request body) is supported; download a URL and import the file")
+    repo, tag_ = q.get("repo", ""), q.get("tag", "")
+    ref = (f"{repo}:{tag_}" if tag_ else repo) or None
+    changes = q.getall("changes", [])
+    platform = q.get("platform") or None
+    # checked before a byte of the body is read: a bad flag never spools a layer
+    if ref:
+        parse_normalized(ref)
+    apply_changes(ContainerConfig(), changes)
+    if platform:
+        parse_platform(platform)
+    svc = services(request)
+    path = await _spool(request, svc)
+    try:
+        image_id = await svc.call(_import_file, svc.images, path, ref=ref, changes=changes,
+                                  message=q.get("message", ""), platform=platform)
+    finally:
+        os.unlink(path)
+    image_events.imported(request, image_id, ref)
+    return _json_lines([{"status": image_id}])
+
+
+# ---------------------------------------------------------------------------- dockyard extensions
+
+def _bootstrap(svc: ImageService, kind: str, tag: str | None, busybox: str, mirror: str | None
+               ) -> str:
+    from dockyard.image import bootstrap
+
+    name, _, suite = kind.partition(":")
+    if name == "busybox" and not suite:
+        return str(bootstrap.bootstrap_busybox(svc, tag or "busybox:latest", busybox).id)
+    if name == "debian":
+        return str(bootstrap.bootstrap_debian(svc, suite or "bookworm", tag,
+                                              mirror or bootstrap.DEBIAN_MIRROR).id)
+    raise InvalidArgument(f"image bootstrap: unknown base image {kind!r}: use busybox or "
+                          "debian[:SUITE]")
+
+
+async def bootstrap_image(request: web.Request) -> web.Response:
+    """``POST /dockyard/images/bootstrap?name=busybox|debian[:SUITE]&tag=&busybox=&mirror=``."""
+    q = request.query
+    svc = services(request)
+    image_id = await svc.call(_bootstrap, svc.images, q.get("name", ""), q.get("tag") or None,
+                              q.get("busybox") or "/bin/busybox", q.get("mirror") or None)
+    return json_response({"Id": image_id}, status=201)
+
+
+def _diff(svc: ImageService, a: str, b: str, thorough: bool) -> list[dict]:
+    from dockyard.image import diff
+
+    return json.loads(diff.render_json(diff.image_diff(svc, a, b, thorough=thorough)))
+
+
+async def diff_images(request: web.Request) -> web.Response:
+    """``GET /dockyard/images/diff?a=IMAGE&b=IMAGE&thorough=1``: diff.render_json's array."""
+    q = request.query
+    if not q.get("a") or not q.get("b"):
+        raise InvalidArgument("image diff: give two images (a=, b=)")
+    svc = services(request)
+    return json_response(await svc.call(_diff, svc.images, q["a"], q["b"], _bool(q.get("thorough"))))
 
 
 # ---------------------------------------------------------------------------- save
@@ -199,8 +307,8 @@ class _QueueWriter:
         asyncio.run_coroutine_threadsafe(self._queue.put(item), self._loop).result()
 
 
-def _save_to(svc: ImageService, names: list[str], out: _QueueWriter) -> None:
-    svc.save(names, out)  # type: ignore[arg-type]
+def _save_to(svc: ImageService, names: list[str], out: _QueueWriter, fmt: str) -> None:
+    svc.save(names, out, fmt=fmt)  # type: ignore[arg-type]
     out.finish()
 
 
@@ -218,12 +326,15 @@ async def _abandon(writer: _QueueWriter, queue: asyncio.Queue[bytes | None],
 async def _save(request: web.Request, names: list[str]) -> web.StreamResponse:
     if not names:
         raise InvalidArgument("save: no image named")
+    fmt = request.query.get("format", "docker")  # dockyard's extension: docker or oci
+    if fmt not in ("docker", "oci"):
+        raise InvalidArgument(f"save: unknown format {fmt!r} (docker or oci)")
     svc = services(request)
-    await svc.call(svc.images.images_for_save, names)  # NotFound before the stream starts
+    chosen = await svc.call(svc.images.images_for_save, names)  # NotFound before the stream
     loop = asyncio.get_running_loop()
     queue: asyncio.Queue[bytes | None] = asyncio.Queue(maxsize=8)
     writer = _QueueWriter(loop, queue)
-    job = asyncio.ensure_future(svc.call(_save_to, svc.images, names, writer))
+    job = asyncio.ensure_future(svc.call(_save_to, svc.images, names, writer, fmt))
     job.add_done_callback(lambda _: loop.create_task(queue.put(None)))
     resp = web.StreamResponse(headers={"Content-Type": "application/x-tar"})
     resp.enable_chunked_encoding()
@@ -241,6 +352,7 @@ async def _save(request: web.Request, names: list[str]) -> web.StreamResponse:
         exc = job.exception()
         raise ConnectionResetError(f"save failed: {exc}")
     await resp.write_eof()
+    image_events.saved(request, chosen)
     return resp
 
 
@@ -258,6 +370,9 @@ def register(routes: Routes) -> None:
     routes.add("POST", "/images/load", load)
     routes.add("GET", "/images/get", get_many)
     routes.add("POST", "/images/prune", prune)
+    routes.add("POST", "/images/create", create)
+    routes.add("POST", "/dockyard/images/bootstrap", bootstrap_image)
+    routes.add("GET", "/dockyard/images/diff", diff_images)
     routes.add("GET", "/images/{name:.+}/json", inspect_image)
     routes.add("GET", "/images/{name:.+}/history", history)
     routes.add("GET", "/images/{name:.+}/get", get_one)

@@ -154,7 +154,45 @@ async def info(request: web.Request) -> web.Response:
     return json_response(system_info(svc, counts))
 
 
+def _df(svc: Services) -> dict:
+    from dockyard.api.images import summary_json
+    from dockyard.image import maintenance
+
+    rows = maintenance.disk_usage(svc.images)
+    images = [summary_json(s) for s in svc.images.list(all=True)]
+    return {"LayersSize": rows[0].size if rows else 0, "Images": images, "Containers": [],
+            "Volumes": [], "BuildCache": [],
+            "DockyardSummary": [{"Type": r.type, "TotalCount": r.total, "Active": r.active,
+                                 "Size": r.size, "Reclaimable": r.reclaimable} for r in rows]}
+
+
+async def system_df(request: web.Request) -> web.Response:
+    """``GET /system/df``: Docker's shape for images (containers, volumes and build cache are
+    listed by their owners' endpoints as they arrive) plus ``DockyardSummary``, the four rows
+    ``dockyard system df`` prints (shared layers counted once)."""
+    svc = services(request)
+    return json_response(await svc.call(_df, svc))
+
+
+def _check(svc: Services, repair: bool) -> dict:
+    from dockyard.image import maintenance
+
+    r = maintenance.check(svc.images, repair=repair)
+    return {"Checked": [[what, n] for what, n in r.checked], "Problems": list(r.problems),
+            "Repairs": list(r.repairs), "Remaining": list(r.remaining), "Ok": r.ok}
+
+
+async def system_check(request: web.Request) -> web.Response:
+    """``POST /dockyard/system/check?repair=1``: dockyard's store check (200 even with problems:
+    the report says so)."""
+    repair = request.query.get("repair", "").lower() not in ("", "0", "false", "no")
+    svc = services(request)
+    return json_response(await svc.call(_check, svc, repair))
+
+
 def register(routes: Routes) -> None:
     routes.add("GET", "/_ping", ping)
     routes.add("GET", "/version", version)
     routes.add("GET", "/info", info)
+    routes.add("GET", "/system/df", system_df)
+    routes.add("POST", "/dockyard/system/check", system_check)

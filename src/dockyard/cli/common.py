@@ -1,12 +1,12 @@
-"""What every verb module of the CLI shares: the ``Context`` (store root, streams, the service), a
+"""What every verb module of the CLI shares: the ``Context`` (streams, the API client), a
 docker-like argument parser, and the conversions of times and flags docker's output needs.
 
-Exit codes follow the docker CLI: 0 success; 1 when the command failed (an engine error, a missing
-image, wrong number of arguments); 125 for a flag the command does not know or cannot parse.
-Errors are printed as ``Error: <message>`` on stderr (docker prints "Error response from daemon:"
-for what its daemon said; here there is no daemon yet, see issue #4).
+Exit codes follow the docker CLI: 0 success; 1 when the command failed (the daemon's error, a
+missing image, wrong number of arguments, no daemon); 125 for a flag the command does not know or
+cannot parse. What the daemon refused is printed as ``Error response from daemon: <message>``,
+the CLI's own failures as ``Error: <message>``.
 
-Stdlib only: each verb imports what it needs (the image service, the archive code) when it runs.
+Stdlib only: the verbs talk to the daemon (``dockyard.cli.client``); nothing here opens the store.
 """
 
 from __future__ import annotations
@@ -22,7 +22,6 @@ if TYPE_CHECKING:
     from collections.abc import Callable, Sequence
     from typing import Any, BinaryIO, TextIO
 
-DEFAULT_ROOT = "/var/lib/dockyard"
 _RFC3339 = re.compile(r"(\d{4})-(\d\d)-(\d\d)[Tt ](\d\d):(\d\d):(\d\d)(\.\d+)?([Zz]|[+-]\d\d:?\d\d)?\Z")
 
 
@@ -83,26 +82,26 @@ class Parser(argparse.ArgumentParser):
 
 
 class Context:
-    """Streams, store root and the (lazily opened) image service of one CLI invocation.
+    """Streams and the (lazily made) API client of one CLI invocation.
 
-    ``open_service(root)`` is a parameter so unit tests can hand in a fake; the default opens
-    ``ImageService`` on ``root`` (which takes the store's lock for the command's duration).
+    ``host`` is the ``-H`` value (None: ``DOCKYARD_HOST`` or the default socket, see
+    ``dockyard.cli.client``). ``make_client(host)`` is a parameter so unit tests can hand in a fake.
     """
 
-    def __init__(self, root: str = DEFAULT_ROOT, *, out: TextIO | None = None,
+    def __init__(self, host: str | None = None, *, out: TextIO | None = None,
                  err: TextIO | None = None, inp: BinaryIO | None = None,
                  out_binary: BinaryIO | None = None, debug: bool = False,
-                 open_service: Callable[[str], Any] | None = None,
+                 make_client: Callable[[str | None], Any] | None = None,
                  tty: dict[str, bool] | None = None) -> None:
-        self.root = root
+        self.host = host
         self.out = out if out is not None else sys.stdout
         self.err = err if err is not None else sys.stderr
         self.inp = inp if inp is not None else sys.stdin.buffer
         self._out_binary = out_binary
         self.debug = debug
-        self._open = open_service or _open_image_service
+        self._make_client = make_client or _default_client
         self._tty = tty
-        self._svc: Any = None
+        self._client: Any = None
 
     @property
     def out_binary(self) -> BinaryIO:
@@ -121,21 +120,20 @@ class Context:
         except (AttributeError, ValueError):
             return False
 
-    def service(self) -> Any:
-        if self._svc is None:
-            self._svc = self._open(self.root)
-        return self._svc
+    def client(self) -> Any:
+        """The ``dockyard.cli.client.Client`` for the chosen daemon (made on first use)."""
+        if self._client is None:
+            self._client = self._make_client(self.host)
+        return self._client
 
     def close(self) -> None:
-        svc, self._svc = self._svc, None
-        if svc is not None and hasattr(svc, "close"):
-            svc.close()
+        self._client = None
 
 
-def _open_image_service(root: str) -> Any:
-    from dockyard.image.service import ImageService
+def _default_client(host: str | None) -> Any:
+    from dockyard.cli.client import Client
 
-    return ImageService.open(root)
+    return Client(host)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -157,20 +155,37 @@ def parse_time(text: str) -> float | None:
     return t
 
 
-def created_since(created: str, now: float | None = None) -> str:
-    """docker's CREATED column: "2 weeks ago" ("N/A" without a timestamp)."""
+def _when(created: str | float | int | None) -> float | None:
+    if isinstance(created, (int, float)) and not isinstance(created, bool):
+        return float(created) if created > 0 else None
+    return parse_time(created or "")
+
+
+def created_since(created: str | float | int | None, now: float | None = None) -> str:
+    """docker's CREATED column: "2 weeks ago" ("N/A" without a timestamp). ``created`` is RFC 3339
+    text or unix seconds (the API's ``Created``)."""
     from dockyard.cli.format import ago
 
-    t = parse_time(created)
+    t = _when(created)
     return "N/A" if t is None else ago(t, now)
 
 
-def created_at(created: str) -> str:
+def created_at(created: str | float | int | None) -> str:
     """docker's CreatedAt: Go's time format ``2006-01-02 15:04:05 -0700 MST`` in local time."""
-    t = parse_time(created)
+    t = _when(created)
     if t is None:
         return ""
     return time.strftime("%Y-%m-%d %H:%M:%S %z %Z", time.localtime(t))
+
+
+def rfc3339_local(seconds: float | int | None) -> str:
+    """Go's ``time.Unix(s, 0).Format(time.RFC3339)`` in local time (``Z`` for UTC)."""
+    if not seconds or seconds <= 0:
+        return ""
+    tm = time.localtime(seconds)
+    off = tm.tm_gmtoff or 0
+    zone = "Z" if off == 0 else f"{'+' if off > 0 else '-'}{abs(off) // 3600:02d}:{abs(off) % 3600 // 60:02d}"
+    return time.strftime("%Y-%m-%dT%H:%M:%S", tm) + zone
 
 
 def parse_bool(flag: str, value: str) -> bool:

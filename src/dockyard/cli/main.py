@@ -1,9 +1,11 @@
 """``dockyard``: the engine's CLI, docker's verbs, flags, output and exit codes.
 
-Until the daemon exists (issue #4) the image verbs work on the store directly (global ``--root``,
-default /var/lib/dockyard, or ``DOCKYARD_ROOT``); with the engine they become thin clients of the
-Docker Engine API and keep their output. This module only dispatches: a verb's module is imported
-when that verb runs, so ``dockyard --help`` and ``dockyard version`` load nothing but the stdlib.
+Every verb but ``daemon`` is a thin client of the daemon's Docker Engine API (issue #4): global
+``-H/--host`` (or ``DOCKYARD_HOST``, default ``unix:///run/dockyard/dockyard.sock``) names the
+daemon; when none answers, the command says how to start one and exits 1. ``--root`` belongs to
+the daemon: ``dockyard --root DIR daemon`` passes it on, any other verb refuses it (exit 125).
+This module only dispatches: a verb's module is imported when that verb runs, so ``dockyard
+--help`` and the client side of every verb load nothing but the stdlib.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ if TYPE_CHECKING:
 # verb -> (module, function, one-line help)
 COMMANDS: dict[str, tuple[str, str, str]] = {
     "export": ("dockyard.cli.images", "cmd_export", "Export a container's filesystem as a tar archive"),
+    "info": ("dockyard.cli.system", "cmd_info", "Display system-wide information"),
     "history": ("dockyard.cli.images", "cmd_history", "Show the history of an image"),
     "images": ("dockyard.cli.images", "cmd_images", "List images"),
     "import": ("dockyard.cli.images", "cmd_import",
@@ -29,6 +32,7 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     "save": ("dockyard.cli.images", "cmd_save",
              "Save one or more images to a tar archive (streamed to STDOUT by default)"),
     "tag": ("dockyard.cli.images", "cmd_tag", "Create a tag TARGET_IMAGE that refers to SOURCE_IMAGE"),
+    "version": ("dockyard.cli.system", "cmd_version", "Show the dockyard version information"),
 }
 IMAGE_COMMANDS: dict[str, tuple[str, str, str]] = {
     "bootstrap": ("dockyard.cli.images", "cmd_bootstrap",
@@ -51,6 +55,7 @@ SYSTEM_COMMANDS: dict[str, tuple[str, str, str]] = {
     "check": ("dockyard.cli.system", "cmd_system_check",
               "Verify every blob, image, tag and snapshot of the store (--repair fixes)"),
     "df": ("dockyard.cli.system", "cmd_system_df", "Show dockyard disk usage"),
+    "info": COMMANDS["info"],
 }
 GROUPS = {"image": ("Manage images", IMAGE_COMMANDS), "system": ("Manage dockyard", SYSTEM_COMMANDS)}
 
@@ -59,14 +64,15 @@ def _usage() -> str:
     lines = ["", "Usage:  dockyard [OPTIONS] COMMAND", "",
              "A Linux container engine (the OCI runtime is its own executable: dockyard-runtime --help)",
              "", "Options:",
-             '      --root string   Root of the store (default "/var/lib/dockyard"; env DOCKYARD_ROOT)',
+             "  -H, --host string   Daemon socket to connect to (default "
+             f'"{DEFAULT_HOST}"; env DOCKYARD_HOST)',
+             "      --root string   Root of the store, for 'dockyard daemon' only",
              "  -D, --debug         Show a traceback for unexpected errors",
              "  -v, --version       Print version information and quit", "",
              "Management Commands:"]
     lines += [f"  {name:<11} {summary}" for name, (summary, _) in GROUPS.items()]
     lines += ["", "Commands:"]
-    verbs = dict(COMMANDS, version=("", "", "Show the dockyard version information"),
-                 daemon=("", "", "Run the daemon: the Docker Engine API on a unix socket"))
+    verbs = dict(COMMANDS, daemon=("", "", "Run the daemon: the Docker Engine API on a unix socket"))
     lines += [f"  {name:<11} {verbs[name][2]}" for name in sorted(verbs)]
     lines += ["", "Run 'dockyard COMMAND --help' for more information on a command.", ""]
     return "\n".join(lines)
@@ -87,6 +93,12 @@ def _version() -> str:
             f"(OCI runtime-spec {SPEC_VERSION})\n")
 
 
+DEFAULT_HOST = "unix:///run/dockyard/dockyard.sock"  # dockyard.cli.client.DEFAULT_HOST
+ROOT_IS_FOR_THE_DAEMON = ("--root is a flag of 'dockyard daemon': the other commands talk to a "
+                          "daemon; choose it with -H/--host or DOCKYARD_HOST (start one with "
+                          "'dockyard daemon --root DIR')\nSee 'dockyard --help'.")
+
+
 def _fail(message: str, code: int, err: TextIO | None = None) -> int:
     stream = err if err is not None else sys.stderr
     stream.write(message if message.endswith("\n") else message + "\n")
@@ -96,7 +108,8 @@ def _fail(message: str, code: int, err: TextIO | None = None) -> int:
 def run(argv: Sequence[str], ctx: object = None) -> int:
     """Parse global options, dispatch to the verb, map errors to docker's exit codes."""
     args = list(argv)
-    root = os.environ.get("DOCKYARD_ROOT") or "/var/lib/dockyard"
+    host: str | None = None
+    root: str | None = None
     debug = False
     i = 0
     while i < len(args) and args[i].startswith("-") and args[i] != "-":
@@ -109,25 +122,32 @@ def run(argv: Sequence[str], ctx: object = None) -> int:
             return 0
         if a in ("-D", "--debug"):
             debug, i = True, i + 1
-        elif a == "--root":
-            if i + 1 >= len(args):
-                return _fail("flag needs an argument: --root\nSee 'dockyard --help'.", 125)
-            root, i = args[i + 1], i + 2
-        elif a.startswith("--root="):
-            root, i = a.partition("=")[2], i + 1
-        else:
-            return _fail(f"unknown flag: {a}\nSee 'dockyard --help'.", 125)
+            continue
+        name, eq, value = a.partition("=")
+        if name in ("-H", "--host", "--root"):
+            if not eq:
+                if i + 1 >= len(args):
+                    return _fail(f"flag needs an argument: {name}\nSee 'dockyard --help'.", 125)
+                value, i = args[i + 1], i + 1
+            i += 1
+            if name == "--root":
+                root = value
+            else:
+                host = value
+            continue
+        return _fail(f"unknown flag: {a}\nSee 'dockyard --help'.", 125)
     if i >= len(args) or args[i] == "help":
         sys.stdout.write(_usage())
         return 0
     verb, rest = args[i], args[i + 1:]
-    if verb == "version":
-        sys.stdout.write(_version())
-        return 0
     if verb == "daemon":  # its own flags and config (dockyard.daemon.config); aiohttp loads here
         from dockyard.daemon.server import main as daemon_main
 
-        return daemon_main(rest)
+        given = (["--root", root] if root is not None else []) + \
+            (["-H", host] if host is not None else [])
+        return daemon_main(given + rest)
+    if root is not None:
+        return _fail(ROOT_IS_FOR_THE_DAEMON, 125)
     entry = COMMANDS.get(verb)
     if verb in GROUPS:
         table = GROUPS[verb][1]
@@ -143,24 +163,33 @@ def run(argv: Sequence[str], ctx: object = None) -> int:
         verb, rest = f"{verb} {sub}", rest[1:]
     if entry is None:
         return _fail(f"dockyard: '{verb}' is not a dockyard command.\nSee 'dockyard --help'.", 1)
-    return _dispatch(entry, verb, rest, root, debug, ctx)
+    return _dispatch(entry, verb, rest, host, debug, ctx)
 
 
-def _dispatch(entry: tuple[str, str, str], verb: str, rest: list[str], root: str, debug: bool,
-              ctx: object) -> int:
+def _dispatch(entry: tuple[str, str, str], verb: str, rest: list[str], host: str | None,
+              debug: bool, ctx: object) -> int:
     import importlib
 
+    from dockyard.cli.client import ClientError, parse_host
     from dockyard.cli.common import CommandError, Context, HelpShown, UsageError
     from dockyard.errors import DockyardError
 
     module, func, _ = entry
-    context = ctx if isinstance(ctx, Context) else Context(root, debug=debug)
+    context = ctx if isinstance(ctx, Context) else Context(host, debug=debug)
+    try:
+        if context.host is not None or not isinstance(ctx, Context):
+            parse_host(context.host or os.environ.get("DOCKYARD_HOST") or DEFAULT_HOST)
+    except ValueError as e:
+        return _fail(f"{e}\nSee 'dockyard --help'.", 125, context.err)
     try:
         return getattr(importlib.import_module(module), func)(context, rest, verb) or 0
     except HelpShown:
         return 0
     except (UsageError, CommandError) as e:
         return _fail(str(e), e.code, context.err)
+    except ClientError as e:  # the daemon's refusal, or no daemon: docker's texts, exit 1
+        _traceback(debug)
+        return _fail(str(e), 1, context.err)
     except DockyardError as e:
         _traceback(debug)
         return _fail(f"Error: {e}", 1, context.err)
@@ -174,7 +203,7 @@ def _dispatch(entry: tuple[str, str, str], verb: str, rest: list[str], root: str
         try:
             context.close()
         except Exception as e:  # noqa: BLE001 - a failed close must not hide the command's result
-            context.err.write(f"Error: closing the store: {e}\n")
+            context.err.write(f"Error: closing the client: {e}\n")
 
 
 def _traceback(debug: bool) -> None:
