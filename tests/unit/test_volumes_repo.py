@@ -253,3 +253,20 @@ def test_anonymous_flag_and_repo(svc):
     assert v.anonymous and svc.repo.get(v.name).anonymous
     with pytest.raises(errors.InvalidArgument, match="anonymous volume takes no name"):
         svc.create("named", anonymous=True)
+
+
+def test_df_sizes_and_ref_counts(svc):
+    a = svc.create("aa")
+    svc.create("bb")
+    with open(os.path.join(a.mountpoint, "f"), "wb") as f:
+        f.write(b"y" * 300)
+    os.link(os.path.join(a.mountpoint, "f"), os.path.join(a.mountpoint, "g"))  # counted once
+    os.symlink("/etc/passwd", os.path.join(a.mountpoint, "l"))
+    _container(svc.db, "c1")
+    svc.db.volumes.attach("c1", "bb", "/b")
+    rows = {v.name: u for v, u in svc.df()}
+    assert rows["aa"].size == 300 + len("/etc/passwd") and rows["aa"].ref_count == 0
+    assert rows["bb"].size == 0 and rows["bb"].ref_count == 1
+    from dockyard.api.volumes import volume_json
+    v, u = svc.df()[1]
+    assert volume_json(v, u)["UsageData"] == {"RefCount": 1, "Size": 0}

@@ -171,6 +171,14 @@ class VolumeService:
         return VolumeUsage(_tree_size(self.store.volume_data(name)),
                            len(self.db.volumes.users(name)))
 
+    def df(self) -> list[tuple[Volume, VolumeUsage]]:
+        """Every volume with its usage, for ``system df`` (render with ``api.volumes.volume_json(v,
+        usage)``, which adds Docker's ``UsageData``)."""
+        counts = self.db.volumes.ref_counts()
+        return [(self._volume(r), VolumeUsage(_tree_size(self.store.volume_data(r.name)),
+                                              counts.get(r.name, 0)))
+                for r in self.db.volumes.all()]
+
     # ------------------------------------------------------------------ remove, prune
 
     def remove(self, name: str, force: bool = False) -> None:
