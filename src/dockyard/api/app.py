@@ -80,7 +80,7 @@ class Routes:
 
 
 def make_app(svc: Services) -> web.Application:
-    from dockyard.api import images, system, volumes
+    from dockyard.api import events, images, system, volumes
 
     app = web.Application(middlewares=[errors_middleware, version_middleware],
                           client_max_size=1024**2)
@@ -89,4 +89,5 @@ def make_app(svc: Services) -> web.Application:
     system.register(routes)
     images.register(routes)
     volumes.register(routes)
+    events.register(routes)
     return app

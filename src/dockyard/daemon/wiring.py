@@ -10,8 +10,9 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import functools
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
+from dockyard.engine.events import EventBus
 from dockyard.errors import Unavailable
 
 TYPE_CHECKING = False
@@ -33,6 +34,7 @@ class Services:
     volumes: VolumeService
     worker: concurrent.futures.ThreadPoolExecutor
     started: float = 0.0
+    events: EventBus = field(default_factory=EventBus)
 
     async def call(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
         """Run a blocking store operation on the store's thread."""

@@ -272,6 +272,15 @@ class EventBus:
         self._ring: collections.deque[Event] = collections.deque(maxlen=ring_size)
         self._subs: list[Subscription] = []
 
+    def attach(self, loop: asyncio.AbstractEventLoop) -> None:
+        """The loop ``publish_threadsafe`` hands events to (else: the first loop that uses us)."""
+        self._loop = loop
+
+    def close_all(self) -> None:
+        """End every subscription (daemon shutdown)."""
+        for sub in list(self._subs):
+            sub.close()
+
     def _bind(self) -> None:
         if self._loop is None:
             try:
