@@ -192,7 +192,7 @@ def test_create_named_anonymous_idempotent(svc):
 
 def test_remove_and_prune(svc):
     svc.create("keep")
-    used = svc.create("used")
+    svc.create("used")
     anon = svc.create()
     with open(os.path.join(anon.mountpoint, "f"), "wb") as f:
         f.write(b"x" * 1000)
