@@ -72,13 +72,13 @@ class Dockyard:
 @pytest.fixture
 def dy(daemon: Daemon):
     """The module's daemon, empty before the test; emptied (and checked) after it."""
-    d = Dockyard(daemon)
-    assert d.ids("-a") == [], "a previous test left images"
-    yield d
-    for image_id in d.ids("-a"):
-        d.run("rmi", "-f", image_id, check=False)
-    d.run("image", "prune", "-a", "-f")
-    d.clean()
+    assert daemon.json("GET", "/images/json?all=1") == [], "a previous test left images"
+    yield Dockyard(daemon)
+    for image in daemon.json("GET", "/images/json?all=1"):  # raw HTTP: quicker than the CLI
+        daemon.request("DELETE", f"/images/{image['Id']}?force=1")
+    daemon.json("POST", "/images/prune?filters=%7B%22dangling%22%3A%5B%22false%22%5D%7D")
+    report = daemon.json("POST", "/dockyard/system/check")
+    assert report["Ok"] and not report["Problems"], report
 
 
 def _layer_tar(dy: Dockyard, image: str, tmp_path: Path) -> bytes:
