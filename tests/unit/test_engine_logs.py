@@ -4,6 +4,7 @@ filtered, followed across rotation, and framed as the Docker API sends them."""
 from __future__ import annotations
 
 import asyncio
+import builtins
 import os
 import struct
 import time
@@ -21,10 +22,11 @@ from dockyard.engine.logs import (
     parse_time_filter,
     read_entries,
     render_details,
+    require_readable,
     rotated_paths,
     select_streams,
 )
-from dockyard.errors import InvalidArgument
+from dockyard.errors import InvalidArgument, NotImplemented as NotImplementedErr
 
 # Written by the real conmon 2.1.6 here (runc + busybox, `sh -c 'echo a; printf b; echo c >&2;
 # echo; ...'` and a loop ending in `printf tail`); the long P records are shortened.
@@ -220,33 +222,28 @@ def test_tail_counts_a_merged_line_once_and_a_trailing_partial(log):
     assert texts(read_entries(log, tail=1)) == ["unfinished"]
 
 
-def test_tail_reads_from_the_end_of_a_big_file(log):
+def test_tail_reads_from_the_end_of_a_big_file(log, monkeypatch):
     write(log, lines(40000))  # ~2 MB, many blocks
-    opened = []
+    read_sizes = []
     real_open = open
 
     class Counting:
         def __init__(self, f):
             self.f = f
-            self.read_bytes = 0
-            opened.append(self)
 
         def read(self, n=-1):
             data = self.f.read(n)
-            self.read_bytes += len(data)
+            read_sizes.append(len(data))
             return data
 
         def __getattr__(self, name):
             return getattr(self.f, name)
 
-    import builtins
-    builtins.open = lambda *a, **k: Counting(real_open(*a, **k))
-    try:
-        got = texts(read_entries(log, tail=3))
-    finally:
-        builtins.open = real_open
+    monkeypatch.setattr(builtins, "open", lambda *a, **k: Counting(real_open(*a, **k)))
+    got = texts(read_entries(log, tail=3))
+    monkeypatch.undo()
     assert got == ["line39997\n", "line39998\n", "line39999\n"]
-    assert sum(c.read_bytes for c in opened) < 256 * 1024
+    assert sum(read_sizes) < 256 * 1024
 
 
 def test_since_and_until_are_inclusive_and_apply_after_tail(log):
@@ -267,6 +264,14 @@ def test_a_rotation_during_the_read_neither_loses_nor_repeats(log):
     os.replace(log, log + ".1")
     write(log, lines(3, 6))
     assert texts([first, *it]) == [f"line{i}\n" for i in range(6)]
+
+
+def test_log_driver_none_cannot_be_read():
+    require_readable("k8s-file")
+    with pytest.raises(NotImplementedErr, match="configured logging driver does not support "
+                                                "reading") as e:
+        require_readable("none")
+    assert e.value.http_status == 501
 
 
 def test_select_streams(log):
@@ -440,6 +445,19 @@ def test_follow_survives_rotation_with_a_late_reopen(log):
     # a paused partial line is sent at once, its end as the next piece
     assert "".join(got) == "".join(f"line{i}\n" for i in range(3)) + "half-done\n" + \
         "".join(f"line{i}\n" for i in range(5, 8))
+
+
+def test_follow_survives_conmons_own_truncating_reopen(log):
+    write(log + ".1", lines(2))
+    write(log, lines(2, 2))
+
+    def script(step):
+        if step == 1:  # conmon --log-size-max: a new file renamed over ctr.log
+            write(log + ".tmp", lines(2, 4))
+            os.replace(log + ".tmp", log)
+        return step < 3
+
+    assert texts(run_follow(log, script)) == [f"line{i}\n" for i in range(6)]
 
 
 def test_follow_ends_at_until_and_filters_since(log):

@@ -269,8 +269,7 @@ class _Lines:
         self.f = f
         self.f.seek(offset)
         self._rest = b""
-        st = os.fstat(f.fileno())
-        self.key = (st.st_dev, st.st_ino)
+        self.key = _key(f)
 
     def read(self, final: bool = False) -> Iterator[list[bytes]]:
         """Batches of lines up to the end of the file now; with ``final`` the unfinished one too."""
@@ -287,9 +286,6 @@ class _Lines:
         if final and self._rest:
             rest, self._rest = self._rest, b""
             yield [rest]
-
-    def close(self) -> None:
-        self.f.close()
 
 
 # ---------------------------------------------------------------------------------------------
@@ -441,23 +437,51 @@ def read_entries(log_path: str, *, since: float | None = None, until: float | No
 # follow
 
 
-def _successors(log_path: str, key: tuple[int, int]) -> list[BinaryIO]:
-    """Files newer than the one with inode ``key`` if the log was rotated away from it (or
-    replaced by conmon's own reopen), else []. The caller closes them."""
+def _key(f: BinaryIO) -> tuple[int, int]:
+    st = os.fstat(f.fileno())
+    return st.st_dev, st.st_ino
+
+
+class _Seen:
+    """The files a follower has read (or skipped), held open until they are unlinked: an open
+    inode cannot be reused, so a new ``ctr.log`` is never mistaken for one already read."""
+
+    def __init__(self) -> None:
+        self.files: dict[tuple[int, int], BinaryIO] = {}
+
+    def add(self, f: BinaryIO) -> None:
+        self.files.setdefault(_key(f), f)
+
+    def prune(self, active: set[tuple[int, int]]) -> None:
+        for k, f in list(self.files.items()):
+            if k not in active and os.fstat(f.fileno()).st_nlink == 0:
+                f.close()
+                del self.files[k]
+
+    def close(self) -> None:
+        for f in self.files.values():
+            f.close()
+        self.files.clear()
+
+
+def _successors(log_path: str, readers: list[_Lines], seen: _Seen) -> list[BinaryIO]:
+    """The files not read yet if the log was rotated away from the last reader's file, or
+    replaced by conmon's own truncating reopen; else []. Adds them to ``seen``."""
     try:
         st = os.stat(log_path)
     except FileNotFoundError:
         return []  # renamed to .1 but conmon has not reopened yet: it still writes to ours
-    if (st.st_dev, st.st_ino) == key:
+    if (st.st_dev, st.st_ino) == readers[-1].key:
         return []
-    files = _open_all(log_path)
-    keys = [(os.fstat(f.fileno()).st_dev, os.fstat(f.fileno()).st_ino) for f in files]
-    if key in keys:
-        cut = keys.index(key) + 1
-        for f in files[:cut]:
+    seen.prune({r.key for r in readers})
+    newer = []
+    for f in _open_all(log_path):
+        if _key(f) in seen.files:
             f.close()
-        files = files[cut:]
-    return files
+        else:
+            seen.add(f)
+            newer.append(f)
+    return newer
 
 
 async def follow(log_path: str, *, is_running: Callable[[], bool], since: float | None = None,
@@ -471,16 +495,16 @@ async def follow(log_path: str, *, is_running: Callable[[], bool], since: float 
     must turn False only after conmon wrote its last output: conmon exited or wrote the exit
     file), or once ``until`` is in the past.
     """
-    files = _open_all(log_path)
-    readers: list[_Lines] = []
+    seen = _Seen()
     try:
+        files = _open_all(log_path)
+        for f in files:
+            seen.add(f)
         if tail is not None and tail < 0:
             tail = None
         index, offset = _tail_start(files, tail) if tail is not None and files else (0, 0)
         readers = [_Lines(f, offset if i == index else 0) for i, f in enumerate(files)
                    if i >= index]
-        for f in files[:index]:
-            f.close()
         since_ns, until_ns = _ns(since), _ns(until)
         merger = _Merger()
         while True:
@@ -498,14 +522,16 @@ async def follow(log_path: str, *, is_running: Callable[[], bool], since: float 
                         yield entry
                     await asyncio.sleep(0)
                 if len(readers) == 1:
-                    newer = _successors(log_path, readers[0].key)
+                    newer = _successors(log_path, readers, seen)
                     if not newer:
                         break
                     readers += [_Lines(f) for f in newer]
                     continue  # drain the rotated file (now final), then the new ones
-                readers.pop(0).close()
+                readers.pop(0)
             if not readers:
                 newer = _open_all(log_path)  # created after we started
+                for f in newer:
+                    seen.add(f)
                 readers = [_Lines(f) for f in newer]
                 if readers:
                     continue
@@ -518,10 +544,7 @@ async def follow(log_path: str, *, is_running: Callable[[], bool], since: float 
                 return
             await asyncio.sleep(poll)
     finally:
-        for r in readers:
-            r.close()
-        for f in files:
-            f.close()
+        seen.close()
 
 
 # ---------------------------------------------------------------------------------------------
@@ -553,6 +576,14 @@ def frame(entry: LogEntry, *, tty: bool, timestamps: bool, details: str | None =
     n = len(payload)
     return bytes((STREAM_IDS.get(entry.stream, 1), 0, 0, 0, n >> 24 & 255, n >> 16 & 255,
                   n >> 8 & 255, n & 255)) + payload
+
+
+def require_readable(driver: str) -> None:
+    """Docker's 501 for ``docker logs`` of a container whose log driver keeps no file."""
+    if driver == "none":
+        from dockyard.errors import NotImplemented as NotImplementedErr
+
+        raise NotImplementedErr("configured logging driver does not support reading")
 
 
 def select_streams(entries: Iterable[LogEntry], *, stdout: bool,
