@@ -81,6 +81,7 @@ class Routes:
 
 def make_app(svc: Services) -> web.Application:
     from dockyard.api import events, images, system, volumes
+    from dockyard.api import container_files
 
     app = web.Application(middlewares=[errors_middleware, version_middleware],
                           client_max_size=1024**2)
@@ -90,4 +91,5 @@ def make_app(svc: Services) -> web.Application:
     images.register(routes)
     volumes.register(routes)
     events.register(routes)
+    container_files.register(routes)
     return app

@@ -67,6 +67,11 @@ GO_STICKY = 1 << 20
 
 MODIFIED, ADDED, DELETED = 0, 1, 2
 
+#: What the engine and the runtime put into every container (mount points, Docker's init layer):
+#: left out of ``docker diff`` by default, as Docker's init layer keeps them out.
+ENGINE_PATHS = frozenset({"/.dockerenv", "/dev", "/proc", "/sys", "/etc/hosts", "/etc/hostname",
+                          "/etc/resolv.conf", "/etc/mtab"})
+
 
 class ReadOnly(DockyardError):
     """Docker's 403 for a PUT into a read-only rootfs."""
@@ -553,6 +558,7 @@ def changes(upper_dir: str, lower_dirs: Sequence[str], *,
     as Docker's init layer leaves them out."""
     out: list[Change] = []
     changed_dirs: set[str] = set()
+    holders = {p.rsplit("/", i)[0] for p in exclude for i in range(1, p.count("/"))}
     # (host dir, container path, lower hidden below here, names left)
     stack: list[tuple[str, str, bool, Iterator[str]]] = [
         (os.fspath(upper_dir), "", False, iter(_names(os.fspath(upper_dir))))]
@@ -579,9 +585,11 @@ def changes(upper_dir: str, lower_dirs: Sequence[str], *,
             if lower is None:
                 kind = ADDED
             elif (is_dir and stat.S_ISDIR(lower.st_mode) and not opaque
-                  and st.st_size == lower.st_size and st.st_mode == lower.st_mode
-                  and st.st_mtime_ns // 1000 == lower.st_mtime_ns // 1000):
-                kind = -1  # the directory only holds changes: not itself one (Docker's rule)
+                  and st.st_mode == lower.st_mode
+                  and ((st.st_size == lower.st_size
+                        and st.st_mtime_ns // 1000 == lower.st_mtime_ns // 1000)
+                       or (path in holders and (st.st_uid, st.st_gid) == (lower.st_uid, lower.st_gid)))):
+                kind = -1  # the directory only holds changes (or engine mount points): not one
             else:
                 kind = MODIFIED
         if kind != -1:
