@@ -113,3 +113,22 @@ def test_bad_requests_are_400_in_dockers_shape(daemon: Daemon) -> None:
     assert code == 400 and json.loads(body) == {"message": "invalid filter 'foo'"}
     code, _, body = daemon.request("GET", "/events?since=someday")
     assert code == 400 and b"invalid timestamp" in body
+
+
+def test_image_events_carry_labels_for_label_filters(daemon: Daemon, tmp_path: Path) -> None:
+    import tarfile
+
+    src = tmp_path / "f"
+    src.write_text("x")
+    tar = tmp_path / "l.tar"
+    with tarfile.open(tar, "w") as t:
+        t.add(src, arcname="f")
+    daemon.docker("import", "-c", "LABEL tier=web", str(tar), "lab:1")
+    since = f"{time.time():.9f}"
+    daemon.docker("tag", "lab:1", "lab:2")
+    daemon.docker("rmi", "lab:2")
+    got = events(daemon, since, "label=tier=web")
+    assert [(e["Action"], e["Actor"]["Attributes"]["tier"]) for e in got] == [
+        ("tag", "web"), ("untag", "web")]
+    assert events(daemon, since, "label=tier=db") == []
+    daemon.docker("rmi", "lab:1")

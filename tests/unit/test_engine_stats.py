@@ -282,6 +282,6 @@ def test_not_running_gives_dockers_empty_object(tmp_path: Path, proc: Path):
 
 
 def test_stream_and_one_shot_together_are_refused(proc: Path):
-    with pytest.raises(InvalidArgument, match="one-shot"):
-        collect(stats_stream(lambda: None, id=CID, name="x", pid_of=lambda: None,
-                             stream=True, one_shot=True, proc=str(proc)), 1)
+    with pytest.raises(InvalidArgument, match="one-shot"):  # at the call, before iterating
+        stats_stream(lambda: None, id=CID, name="x", pid_of=lambda: None, stream=True,
+                     one_shot=True, proc=str(proc))

@@ -19,6 +19,7 @@ from aiohttp import web
 from dockyard.api.app import SERVICES, services
 from dockyard.engine.events import EventBus, parse_event_filters, parse_event_time, to_json
 from dockyard.errors import DockyardError, InvalidArgument
+from dockyard.record import Record
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -66,22 +67,36 @@ async def get_events(request: web.Request) -> web.StreamResponse:
 
 # ---------------------------------------------------------------------------- image events
 
-def _image_id(images: ImageService, name: str) -> str | None:
+class ImageActor(Record):
+    """An image as events name it: its id, and its labels (dockerd copies them into the
+    attributes while the image exists)."""
+
+    id: str
+    labels: tuple[tuple[str, str], ...] = ()
+
+
+def _actor(images: ImageService, name: str) -> ImageActor | None:
     try:
-        return str(images.resolve(name).id)
+        image = images.resolve(name)
+        labels = images.config(image).config.labels
     except DockyardError:
         return None
+    return ImageActor(str(image.id), labels)
 
 
-async def image_id(request: web.Request, name: str) -> str | None:
-    """The id ``name`` resolves to now (None if none): call before a remove to name its events."""
+async def image_id(request: web.Request, name: str) -> ImageActor | None:
+    """The image ``name`` resolves to now (None if none): call before a remove to name its
+    events."""
     svc = services(request)
-    return await svc.call(_image_id, svc.images, name)
+    return await svc.call(_actor, svc.images, name)
 
 
-def publish_image(request: web.Request, action: str, image_id_: str,
+def publish_image(request: web.Request, action: str, image: ImageActor | str,
                   name: str | None = None) -> None:
-    bus_of(request).publish("image", action, image_id_, {"name": name or image_id_})
+    actor = image if isinstance(image, ImageActor) else ImageActor(image)
+    attrs = dict(actor.labels)
+    attrs["name"] = name or actor.id
+    bus_of(request).publish("image", action, actor.id, attrs)
 
 
 async def tagged(request: web.Request, source: str, target: str) -> None:
@@ -93,13 +108,16 @@ async def tagged(request: web.Request, source: str, target: str) -> None:
         publish_image(request, "tag", found, parse_normalized(target).familiar_string())
 
 
-def removed(request: web.Request, image_id_: str | None, actions: Iterable[tuple[str, str]]
+def removed(request: web.Request, image: ImageActor | None, actions: Iterable[tuple[str, str]]
             ) -> None:
-    """``untag`` per removed tag and ``delete`` for the image (not for its layers)."""
+    """``untag`` per removed tag (with the image's labels) and ``delete`` for the image (not
+    its layers; the image is gone, so no labels)."""
+    if image is None:
+        return
     for kind, what in actions:
-        if kind == "Untagged" and image_id_:
-            publish_image(request, "untag", image_id_)
-        elif kind == "Deleted" and what == image_id_:
+        if kind == "Untagged":
+            publish_image(request, "untag", image)
+        elif kind == "Deleted" and what == image.id:
             publish_image(request, "delete", what)
 
 
@@ -117,11 +135,11 @@ def pruned(request: web.Request, actions: Iterable[tuple[str, str]], reclaimed: 
     bus_of(request).publish("image", "prune", "", {"reclaimed": str(reclaimed)})
 
 
-def _loaded_ids(images: ImageService, lines: list[str]) -> list[str]:
-    out: list[str] = []
+def _loaded(images: ImageService, lines: list[str]) -> list[ImageActor]:
+    out: list[ImageActor] = []
     for line in lines:
         _, sep, name = line.partition(": ")
-        found = _image_id(images, name.strip()) if sep else None
+        found = _actor(images, name.strip()) if sep else None
         if found is not None and found not in out:
             out.append(found)
     return out
@@ -130,7 +148,7 @@ def _loaded_ids(images: ImageService, lines: list[str]) -> list[str]:
 async def loaded(request: web.Request, lines: list[str]) -> None:
     """``load`` per image the archive brought (from the "Loaded image...: X" lines)."""
     svc = services(request)
-    for found in await svc.call(_loaded_ids, svc.images, lines):
+    for found in await svc.call(_loaded, svc.images, lines):
         publish_image(request, "load", found)
 
 

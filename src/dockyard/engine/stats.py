@@ -472,17 +472,27 @@ def to_docker_json(sample: StatsSample, previous: StatsSample | None, *, id: str
 
 # ---------------------------------------------------------------------------- the stream
 
-async def stats_stream(locate: Callable[[], CgroupLocation | None], *, id: str,  # noqa: A002
-                       name: str, pid_of: Callable[[], int | None], interval: float = 1.0,
-                       stream: bool = True, one_shot: bool = False, networks: bool = True,
-                       proc: str = "/proc") -> AsyncIterator[dict]:
+def stats_stream(locate: Callable[[], CgroupLocation | None], *, id: str,  # noqa: A002
+                 name: str, pid_of: Callable[[], int | None], interval: float = 1.0,
+                 stream: bool = True, one_shot: bool = False, networks: bool = True,
+                 proc: str = "/proc") -> AsyncIterator[dict]:
     """dockerd's /containers/{id}/stats: ``stream`` yields one object per ``interval`` (the
     first with empty ``precpu_stats``); ``stream=False`` samples twice ``interval`` apart and
     yields the second (so precpu is filled), unless ``one_shot`` (one sample, no wait).
     ``locate`` returning None (not running) gives dockerd's empty object (once when not
-    streaming). Reads run in a thread: cgroupfs reads can block on a busy host."""
+    streaming). Reads run in a thread (cgroupfs reads can block on a busy host), and so do
+    ``locate`` and ``pid_of``: give them in-memory state, not the store.
+
+    Checks its arguments at the call (``InvalidArgument`` before any response is started);
+    the returned iterator does the sampling."""
     if stream and one_shot:
         raise InvalidArgument("cannot have stream=true and one-shot=true")
+    return _stream(locate, id, name, pid_of, interval, stream, one_shot, networks, proc)
+
+
+async def _stream(locate: Callable[[], CgroupLocation | None], id: str,  # noqa: A002
+                  name: str, pid_of: Callable[[], int | None], interval: float, stream: bool,
+                  one_shot: bool, networks: bool, proc: str) -> AsyncIterator[dict]:
     loop = asyncio.get_running_loop()
     host_memory = await loop.run_in_executor(None, read_host_memory, proc)
     cpus = online_cpus()
