@@ -475,6 +475,13 @@ def test_network_modes():
     refused("'container:' needs a container", {"NetworkMode": "container:"})
 
 
+def test_network_disabled_means_no_network_even_with_host_mode():
+    req = create({"NetworkMode": "host"}, NetworkDisabled=True)
+    assert req.network_disabled and req.run.network == "none" and req.network_mode == "host"
+    assert req.config["NetworkDisabled"] is True
+    assert "NetworkDisabled" not in create({}).config
+
+
 def test_pid_ipc_uts_cgroupns_modes():
     req = create({"PidMode": "host", "IpcMode": "host", "UTSMode": "host",
                   "CgroupnsMode": "private"})
@@ -656,7 +663,20 @@ def test_default_cgroup_parent_kept_when_not_given():
     ({"OomScoreAdj": 1001}, r"Invalid value 1001, range for oom score adj is \[-1000, 1000\]"),
     ({"ShmSize": -1}, "SHM size can not be less than 0"),
     ({"Ulimits": [{"Name": "nofile", "Soft": 10, "Hard": 5}]}, "soft limit must be less than"),
-    ({"Ulimits": [{"Soft": 1, "Hard": 1}]}, "the ulimit needs a Name"),
+    ({"Ulimits": [{"Soft": 1, "Hard": 1}]}, "invalid ulimit type: ''"),
+    ({"Ulimits": [{"Name": "files", "Soft": 1, "Hard": 1}]}, "invalid ulimit type: 'files'"),
+    ({"Ulimits": [{"Name": "nproc", "Soft": 1, "Hard": 1}] * 2}, "a ulimit is given twice"),
+    ({"Ulimits": [{"Name": "nproc", "Soft": -2, "Hard": 1}]}, r"Soft: -2 is invalid"),
+    ({"Sysctls": {"kernel.panic": "1"}}, "sysctl 'kernel.panic' is not allowed: it is not "
+     "namespaced"),
+    ({"Sysctls": {"vm.swappiness": "1"}}, "not namespaced"),
+    ({"Sysctls": {"net.ipv4.ip_forward": "1"}, "NetworkMode": "host"},
+     "sysctl 'net.ipv4.ip_forward' is not allowed with the network mode 'host'"),
+    ({"Sysctls": {"net.core.somaxconn": "1"}, "NetworkMode": "container:x"}, "network mode"),
+    ({"Sysctls": {"kernel.shmmax": "1"}, "IpcMode": "host"}, "with the IPC mode 'host'"),
+    ({"Sysctls": {"fs.mqueue.msg_max": "1"}, "IpcMode": "container:x"}, "IPC mode"),
+    ({"Sysctls": {"kernel.domainname": "x"}, "UTSMode": "host"}, "UTS mode 'host'"),
+    ({"Sysctls": {"../x": "1"}}, "invalid sysctl name"),
     ({"CapAdd": ["CAP_BOGUS"]}, "unknown capability"),
     ({"CapDrop": "ALL"}, "CapDrop: expected an array of strings"),
     ({"Sysctls": {"net.core.somaxconn": 5}}, r"Sysctls\['net.core.somaxconn'\]: expected a"),
@@ -667,6 +687,23 @@ def test_default_cgroup_parent_kept_when_not_given():
 ])
 def test_resource_errors_name_the_field(host, match):
     refused(match, host)
+
+
+def test_namespaced_sysctls_and_unlimited_ulimits_are_accepted():
+    req = create({"Sysctls": {"net.ipv4.ip_forward": "1", "kernel.shmmax": "1",
+                              "fs.mqueue.msg_max": "10", "kernel.domainname": "x"},
+                  "Ulimits": [{"Name": "memlock", "Soft": -1, "Hard": -1}]})
+    assert dict(req.run.sysctls)["net.ipv4.ip_forward"] == "1"
+    assert req.run.ulimits == (Ulimit("memlock", -1, -1),)
+
+
+def test_systempaths_unconfined_unmasks_everything():
+    req = create({"SecurityOpt": ["systempaths=unconfined"]})
+    assert req.masked_paths == () and req.readonly_paths == ()
+    assert req.host_config["MaskedPaths"] == [] and req.host_config["ReadonlyPaths"] == []
+    req = create({"MaskedPaths": ["/proc/kcore"], "ReadonlyPaths": []})
+    assert req.masked_paths == ("/proc/kcore",) and req.readonly_paths == ()
+    assert create({}).masked_paths is None  # Docker's defaults
 
 
 def test_windows_only_resources_are_ignored_with_a_warning():
@@ -719,6 +756,8 @@ def test_device_errors(host, match):
     (['seccomp={"defaultAction": "SCMP_ACT_ALLOW"}'], False, False,
      '{"defaultAction": "SCMP_ACT_ALLOW"}'),
     (["apparmor=unconfined"], False, False, ""),
+    (["label=disable", "label:disable"], False, False, ""),
+    (["seccomp:unconfined"], False, True, ""),
 ])
 def test_security_options(opts, nnp, unconfined, profile):
     req = create({"SecurityOpt": opts})
@@ -726,7 +765,8 @@ def test_security_options(opts, nnp, unconfined, profile):
     assert req.seccomp_unconfined is unconfined and req.seccomp_profile == profile
 
 
-@pytest.mark.parametrize("opt", ["label=disable", "label:type:svirt_t", "apparmor=docker-default"])
+@pytest.mark.parametrize("opt", ["label=type:svirt_t", "label:level:s0", "label=user:u",
+                                 "apparmor=docker-default"])
 def test_lsm_options_are_not_implemented(opt):
     with pytest.raises(errors.NotImplemented, match="SELinux|AppArmor"):
         create({"SecurityOpt": [opt]})

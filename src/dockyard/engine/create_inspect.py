@@ -99,8 +99,7 @@ def present_host_config(host: Fields, *, privileged: bool, overrides: dict) -> d
     """``HostConfig`` of ``docker inspect``. ``overrides``: the values the caller normalized
     (RestartPolicy, LogConfig, NetworkMode, IpcMode, CgroupnsMode, ShmSize, PortBindings, ...)."""
     values = dict(overrides)
-    if host.raw("MaskedPaths") is None:
-        values["MaskedPaths"] = None if privileged else list(MASKED_PATHS)
-    if host.raw("ReadonlyPaths") is None:
-        values["ReadonlyPaths"] = None if privileged else list(READONLY_PATHS)
+    for key, default in (("MaskedPaths", MASKED_PATHS), ("ReadonlyPaths", READONLY_PATHS)):
+        if key not in values and host.raw(key) is None:
+            values[key] = None if privileged else list(default)
     return _fill(host, HOST_CONFIG_KEYS, values)

@@ -30,6 +30,7 @@ from dockyard.engine.host_config import (
     ThrottleDevice,
     WeightDevice,
     check_resources,
+    check_sysctls,
     parse_cgroup_rules,
     parse_devices,
     parse_dns,
@@ -46,6 +47,7 @@ from dockyard.engine.request_fields import Fields
 from dockyard.errors import InvalidArgument
 from dockyard.oci.spec_builder import (
     DEFAULT_SHM_SIZE,
+    ULIMIT_NAMES,
     RunOptions,
     Ulimit,
     capabilities,
@@ -250,6 +252,7 @@ def parse_create(body: bytes | str | dict, *, name: str = "", api_version: str =
     publish_all = host.boolean("PublishAllPorts")
     links = host.strings("Links") or ()
     endpoints = _endpoints(top.obj("NetworkingConfig"))
+    network_disabled = top.boolean("NetworkDisabled")
     mac = top.string("MacAddress") if version < (1, 44) else ""
     mac = mac or next((e.mac_address for e in endpoints if e.mac_address), "")
     _check_network_conflicts(network_mode, uts_mode, hostname, host, dns, dns_search,
@@ -266,6 +269,10 @@ def parse_create(body: bytes | str | dict, *, name: str = "", api_version: str =
     cap_drop = host.strings("CapDrop") or ()
     capabilities(RunOptions(cap_add=cap_add, cap_drop=cap_drop))  # unknown names raise
     ulimits = tuple(_ulimit(u) for u in host.objects("Ulimits"))
+    if len({u.name for u in ulimits}) != len(ulimits):
+        raise InvalidArgument("HostConfig.Ulimits: a ulimit is given twice")
+    sysctls = host.string_map("Sysctls") or ()
+    check_sysctls(sysctls, network_mode=network_mode, ipc_mode=ipc_mode, uts_mode=uts_mode)
     if host.objects("DeviceRequests"):
         raise errors.NotImplemented(
             "HostConfig.DeviceRequests: device requests (GPUs) are not "
@@ -301,7 +308,7 @@ def parse_create(body: bytes | str | dict, *, name: str = "", api_version: str =
         working_dir=working_dir, hostname=hostname, domainname=top.string("Domainname"),
         tty=top.boolean("Tty"), console_size=console_size,
         read_only=host.boolean("ReadonlyRootfs"),
-        network="host" if network_mode == "host" else "none",
+        network="host" if network_mode == "host" and not network_disabled else "none",
         pid="host" if pid_mode == "host" else "",
         ipc=ipc_mode if ipc_mode in ("private", "shareable", "host") else "",
         uts=uts_mode, cgroupns=cgroupns_mode,
@@ -316,11 +323,11 @@ def parse_create(body: bytes | str | dict, *, name: str = "", api_version: str =
         privileged=host.boolean("Privileged"), cap_add=cap_add, cap_drop=cap_drop,
         no_new_privileges=security.no_new_privileges,
         ulimits=ulimits, oom_score_adj=host.integer("OomScoreAdj"), stop_signal=stop_signal,
-        shm_size=shm, sysctls=host.string_map("Sysctls") or (),
+        shm_size=shm, sysctls=sysctls,
         annotations=host.string_map("Annotations") or (),
     )
-    masked = host.strings("MaskedPaths")
-    readonly = host.strings("ReadonlyPaths")
+    masked = () if security.unmask_system_paths else host.strings("MaskedPaths")
+    readonly = () if security.unmask_system_paths else host.strings("ReadonlyPaths")
     log = parse_log(host)
     host_config = present_host_config(host, privileged=run.privileged, overrides={
         "LogConfig": {"Type": log.type, "Config": dict(log.options)},
@@ -332,6 +339,7 @@ def parse_create(body: bytes | str | dict, *, name: str = "", api_version: str =
         "MemorySwappiness": None if swappiness in (None, -1) else swappiness,
         "OomKillDisable": run.oom_kill_disable,
         "PidsLimit": run.pids_limit or None,
+        **({"MaskedPaths": [], "ReadonlyPaths": []} if security.unmask_system_paths else {}),
     })
     return CreateRequest(
         name=name, image=image, run=run, mounts=mounts, restart=restart,
@@ -342,7 +350,7 @@ def parse_create(body: bytes | str | dict, *, name: str = "", api_version: str =
         attach_stderr=top.boolean("AttachStderr"), labels=labels, stop_timeout=stop_timeout,
         init=bool(host.opt_boolean("Init")), shell=shell,
         network_mode=network_mode, pid_mode=pid_mode, ipc_mode=ipc_mode, uts_mode=uts_mode,
-        cgroupns_mode=cgroupns_mode, network_disabled=top.boolean("NetworkDisabled"),
+        cgroupns_mode=cgroupns_mode, network_disabled=network_disabled,
         mac_address=mac, extra_hosts=extra_hosts, dns=dns, dns_search=dns_search,
         dns_options=dns_options, exposed_ports=exposed, port_bindings=bindings,
         publish_all_ports=publish_all, links=links, endpoints=endpoints,
@@ -447,11 +455,11 @@ def _ulimit(u: Fields) -> Ulimit:
     name = u.string("Name")
     soft = u.integer("Soft", minimum=-1)
     hard = u.integer("Hard", minimum=-1)
-    if not name:
-        raise InvalidArgument(f"{u.path}: the ulimit needs a Name")
+    if name not in ULIMIT_NAMES:
+        raise InvalidArgument(f"{u.path}: invalid ulimit type: {name!r}")
     if soft > hard and hard != -1:  # -1: unlimited (RLIM_INFINITY)
-        raise InvalidArgument(f"{u.path}: ulimit soft limit must be less than hard limit: "
-                              f"{soft} > {hard}")
+        raise InvalidArgument(f"{u.path}: ulimit soft limit must be less than or equal to hard "
+                              f"limit: {soft} > {hard}")
     return Ulimit(name, soft, hard)
 
 

@@ -28,6 +28,12 @@ DEFAULT_LOG_MAX_FILE = 3
 PROTOCOLS = ("tcp", "udp", "sctp")
 _CGROUP_RULE = re.compile(r"[acb] ([0-9]+|\*):([0-9]+|\*) [rwm]{1,3}")
 _CPUSET = re.compile(r"[0-9]+(-[0-9]+)?(,[0-9]+(-[0-9]+)?)*")
+#: Sysctls a container may set (runc: those in a namespace of its own); net.* needs its own
+#: network namespace, the IPC ones their own IPC namespace, the UTS ones their own UTS namespace.
+IPC_SYSCTLS = frozenset(("kernel.msgmax", "kernel.msgmnb", "kernel.msgmni", "kernel.sem",
+                         "kernel.shmall", "kernel.shmmax", "kernel.shmmni",
+                         "kernel.shm_rmid_forced"))
+UTS_SYSCTLS = frozenset(("kernel.hostname", "kernel.domainname"))
 _HOSTNAME = re.compile(r"[A-Za-z0-9_]([A-Za-z0-9_.-]*[A-Za-z0-9_])?")
 
 
@@ -52,6 +58,7 @@ class Security(Record):
     no_new_privileges: bool = False
     seccomp_unconfined: bool = False
     seccomp_profile: str = ""  # a JSON profile's text; "" = the default profile
+    unmask_system_paths: bool = False  # systempaths=unconfined: nothing masked or read-only
 
 
 class DeviceMapping(Record):
@@ -158,11 +165,12 @@ def parse_log(host: Fields) -> LogConfig:
 
 
 def parse_security(opts: tuple[str, ...]) -> Security:
-    """``no-new-privileges[:true|false]``, ``seccomp=unconfined|<profile JSON>``;
-    ``label=…`` and ``apparmor=…`` need an LSM this kernel does not run (``apparmor=unconfined``
-    asks for nothing and is accepted)."""
+    """``no-new-privileges[:true|false]``, ``seccomp=unconfined|<profile JSON>``,
+    ``systempaths=unconfined``; ``label=…`` and ``apparmor=…`` need an LSM this kernel does not
+    run (``apparmor=unconfined`` and ``label=disable`` ask for nothing and are accepted)."""
     nnp = False
     unconfined = False
+    unmask = False
     profile = ""
     for opt in opts:
         key, sep, value = opt.partition("=")
@@ -191,15 +199,15 @@ def parse_security(opts: tuple[str, ...]) -> Security:
                     f"HostConfig.SecurityOpt {opt!r}: AppArmor is not enabled "
                     "on this kernel; only apparmor=unconfined is accepted")
         elif key == "label" and sep:
-            raise errors.NotImplemented(
-                f"HostConfig.SecurityOpt {opt!r}: SELinux is not enabled on "
-                "this kernel, so labels cannot be applied")
+            if value != "disable":
+                raise errors.NotImplemented(
+                    f"HostConfig.SecurityOpt {opt!r}: SELinux is not enabled on this kernel, "
+                    "so labels cannot be applied; only label=disable is accepted")
         elif key == "systempaths" and value == "unconfined":
-            raise errors.NotImplemented(
-                f"HostConfig.SecurityOpt {opt!r}: not supported by dockyard yet")
+            unmask = True  # what the docker CLI turns into empty Masked/ReadonlyPaths
         else:
             raise InvalidArgument(f"HostConfig.SecurityOpt: invalid --security-opt: {opt!r}")
-    return Security(nnp, unconfined, profile)
+    return Security(nnp, unconfined, profile, unmask)
 
 
 # ---------------------------------------------------------------- resources
@@ -258,6 +266,29 @@ def check_resources(host: Fields) -> None:
     shm = host.opt_integer("ShmSize")
     if shm is not None and shm < 0:
         raise InvalidArgument("SHM size can not be less than 0")
+
+
+def check_sysctls(sysctls: tuple[tuple[str, str], ...], *, network_mode: str, ipc_mode: str,
+                  uts_mode: str) -> None:
+    """Only namespaced sysctls, and only when the container has that namespace to itself (runc
+    refuses the rest at start; refusing at create gives the client a 400 instead of a dead
+    container)."""
+    for key, _ in sysctls:
+        where = f"HostConfig.Sysctls: sysctl '{key}' is not allowed"
+        if not key or "/" in key or ".." in key:
+            raise InvalidArgument(f"HostConfig.Sysctls: invalid sysctl name {key!r}")
+        if key.startswith("net."):
+            if network_mode == "host" or network_mode.startswith("container:"):
+                raise InvalidArgument(f"{where} with the network mode {network_mode!r}")
+        elif key in IPC_SYSCTLS or key.startswith("fs.mqueue."):
+            if ipc_mode == "host" or ipc_mode.startswith("container:"):
+                raise InvalidArgument(f"{where} with the IPC mode {ipc_mode!r}")
+        elif key in UTS_SYSCTLS:
+            if uts_mode == "host":
+                raise InvalidArgument(f"{where} with the UTS mode 'host'")
+        else:
+            raise InvalidArgument(f"{where}: it is not namespaced (only net.*, fs.mqueue.*, the "
+                                  "IPC kernel.* ones and kernel.hostname/domainname are)")
 
 
 def parse_devices(host: Fields) -> tuple[DeviceMapping, ...]:
