@@ -66,6 +66,27 @@ def test_image_verbs_through_docker(daemon: Daemon, tmp_path: Path) -> None:
     assert "Total reclaimed space: 0B" in daemon.docker("image", "prune", "-f").stdout
 
 
+def test_docker_import_df_and_pull(daemon: Daemon, tmp_path: Path) -> None:
+    fs = tmp_path / "fs"
+    (fs / "bin").mkdir(parents=True)
+    shutil.copy2("/bin/busybox", fs / "bin/busybox")
+    tar = tmp_path / "fs.tar"
+    subprocess.run(["tar", "-C", str(fs), "-cf", str(tar), "."], check=True)
+    image_id = daemon.docker("import", "-c", 'CMD ["/bin/busybox", "sh"]', "-m", "hi", str(tar),
+                             "imp:1").stdout.strip()
+    obj = json.loads(daemon.docker("image", "inspect", "imp:1").stdout)[0]
+    assert obj["Id"] == image_id and obj["Config"]["Cmd"] == ["/bin/busybox", "sh"]
+    assert obj["Comment"] == "hi"
+    piped = daemon.docker("import", "-", "imp:2", input=tar.read_bytes()).stdout.decode().strip()
+    assert piped.startswith("sha256:") and piped != image_id  # another comment, another config
+    p = daemon.docker("import", "-c", "RUN true", str(tar), check=False)
+    assert p.returncode == 1 and "RUN is not a valid change command" in p.stderr
+    df = daemon.docker("system", "df", "--format", "{{.Type}} {{.TotalCount}} {{.Active}}").stdout
+    assert df.splitlines()[0] == "Images 3 0"
+    p = daemon.docker("pull", "alpine", check=False)
+    assert p.returncode == 1 and "no registry client" in p.stderr
+
+
 def test_docker_errors(daemon: Daemon) -> None:
     p = daemon.docker("image", "inspect", "nope", check=False)
     assert p.returncode == 1 and "No such image: nope" in p.stderr
