@@ -10,11 +10,19 @@ process in the container would make them).
 
 from __future__ import annotations
 
+import asyncio
 import base64
+import concurrent.futures
+import contextlib
+import functools
 import io
 import json
 import os
+import shutil
+import subprocess
 import tarfile
+import threading
+import types
 from pathlib import Path
 
 import pytest
@@ -243,3 +251,123 @@ def test_export_is_the_merged_filesystem(box: Bundle) -> None:
     assert t.extractfile("added").read() == b"new"  # type: ignore[union-attr]
     busybox = t.getmember("bin/busybox")
     assert busybox.size == HOST_BUSYBOX.stat().st_size
+
+
+# ---------------------------------------------------------------------------------- HTTP + docker CLI
+
+class BundleContainers:
+    """The engine's ``files_view`` contract, served from one bundle named ``c1``."""
+
+    def __init__(self, box: Bundle) -> None:
+        self.view = types.SimpleNamespace(id=box.id, image_id=box.image_id, rootfs=box.rootfs,
+                                          upper=box.upper, read_only=False, running=False,
+                                          config=None)
+
+    @contextlib.asynccontextmanager
+    async def files_view(self, name: str):
+        if name not in ("c1", self.view.id):
+            raise errors.NotFound(f"No such container: {name}")
+        yield self.view
+
+
+class ApiServer:
+    """The container file routes (plus ``/_ping``) on a unix socket, served by a thread."""
+
+    def __init__(self, svc: ImageService, box: Bundle, sock: Path) -> None:
+        from aiohttp import web
+
+        from dockyard.api import container_files
+        from dockyard.api.app import SERVICES, Routes, version_middleware
+        from dockyard.api.errors import errors_middleware
+
+        store = concurrent.futures.ThreadPoolExecutor(max_workers=1)
+
+        async def call(fn, *args, **kw):
+            return await asyncio.get_running_loop().run_in_executor(
+                store, functools.partial(fn, *args, **kw))
+
+        async def ping(request: web.Request) -> web.Response:
+            return web.Response(text="OK", headers={"Api-Version": "1.45", "OSType": "linux"})
+
+        app = web.Application(middlewares=[errors_middleware, version_middleware])
+        app[SERVICES] = types.SimpleNamespace(containers=BundleContainers(box), images=svc, call=call)
+        routes = Routes(app)
+        routes.add("GET", "/_ping", ping)
+        container_files.register(routes)
+        self.sock, self._store = sock, store
+        self._loop = asyncio.new_event_loop()
+        self._runner = web.AppRunner(app)
+        ready = threading.Event()
+
+        def serve() -> None:
+            asyncio.set_event_loop(self._loop)
+            self._loop.run_until_complete(self._runner.setup())
+            self._loop.run_until_complete(web.UnixSite(self._runner, str(sock)).start())
+            ready.set()
+            self._loop.run_forever()
+            self._loop.run_until_complete(self._runner.cleanup())
+            self._loop.close()
+
+        self._thread = threading.Thread(target=serve, daemon=True)
+        self._thread.start()
+        assert ready.wait(10)
+
+    def docker(self, *args: str, check: bool = True, **kw) -> subprocess.CompletedProcess:
+        return subprocess.run(["docker", "-H", f"unix://{self.sock}", *args], capture_output=True,
+                              check=check, timeout=60, **kw)
+
+    def close(self) -> None:
+        self._loop.call_soon_threadsafe(self._loop.stop)
+        self._thread.join(10)
+        self._store.shutdown(wait=True)
+
+
+@pytest.fixture
+def api(svc: ImageService, box: Bundle, tmp_path: Path):
+    if shutil.which("docker") is None:
+        pytest.skip("needs the docker CLI")
+    server = ApiServer(svc, box, tmp_path / "api.sock")
+    yield server
+    server.close()
+
+
+def test_docker_cp_both_ways(api: ApiServer, box: Bundle, tmp_path: Path, host_dir: Path) -> None:
+    out = api.docker("cp", "c1:/bin/busybox", "-").stdout
+    member = tarfile.open(fileobj=io.BytesIO(out)).getmember("busybox")
+    assert member.size == HOST_BUSYBOX.stat().st_size
+    local = tmp_path / "local"
+    local.mkdir()
+    (local / "in.txt").write_text("from the host\n")
+    api.docker("cp", str(local / "in.txt"), "c1:/tmp/")
+    assert Path(f"{box.upper}/tmp/in.txt").read_text() == "from the host\n"
+    api.docker("cp", str(local), "c1:/copied")
+    assert Path(f"{box.rootfs}/copied/in.txt").exists()
+    api.docker("cp", "c1:/copied", str(tmp_path / "back"))
+    assert (tmp_path / "back" / "in.txt").read_text() == "from the host\n"
+    # a container's link to a host path gives the host's files away in neither direction
+    os.symlink(str(host_dir), f"{box.rootfs}/esc")
+    r = api.docker("cp", "c1:/esc/secret", str(tmp_path / "stolen"), check=False)
+    assert r.returncode != 0 and not (tmp_path / "stolen").exists()
+    r = api.docker("cp", str(local / "in.txt"), "c1:/esc/", check=False)
+    assert r.returncode != 0 and os.listdir(host_dir) == ["secret"]
+    r = api.docker("cp", "c1:/nope", "-", check=False)
+    assert r.returncode != 0 and b"Could not find the file /nope in container c1" in r.stderr
+
+
+def test_docker_diff_export_and_commit(api: ApiServer, svc: ImageService, box: Bundle,
+                                       tmp_path: Path) -> None:
+    Path(f"{box.rootfs}/added").write_text("new\n")
+    os.unlink(f"{box.rootfs}/bin/ls")
+    diff = api.docker("diff", "c1").stdout.decode().splitlines()
+    assert "A /added" in diff and "D /bin/ls" in diff and "C /bin" in diff
+    api.docker("export", "-o", str(tmp_path / "fs.tar"), "c1")
+    names = tarfile.open(tmp_path / "fs.tar").getnames()
+    assert "added" in names and "bin/busybox" in names and "bin/ls" not in names
+    out = api.docker("commit", "-m", "via the CLI", "-c", "ENV FROM_CLI=1", "c1", "committed:v1")
+    image_id = out.stdout.decode().strip()
+    image = svc.resolve("committed:v1")
+    assert str(image.id) == image_id
+    cfg = svc.config(image)
+    assert "FROM_CLI=1" in cfg.config.env and cfg.comment == "via the CLI"
+    r = api.docker("commit", "c2", check=False)
+    assert r.returncode != 0 and b"No such container: c2" in r.stderr
