@@ -516,9 +516,12 @@ def _is_whiteout(st: os.stat_result) -> bool:
     return stat.S_ISCHR(st.st_mode) and st.st_rdev == 0
 
 
-def _opaque(path: str) -> bool:
+def _opaque(where: str | int) -> bool:
+    """Overlay's opaque mark on a directory (a path, never followed, or an open fd)."""
     try:
-        return os.getxattr(path, OVERLAY_OPAQUE_XATTR, follow_symlinks=False) == b"y"
+        if isinstance(where, int):
+            return os.getxattr(where, OVERLAY_OPAQUE_XATTR) == b"y"
+        return os.getxattr(where, OVERLAY_OPAQUE_XATTR, follow_symlinks=False) == b"y"
     except OSError:
         return False
 
@@ -555,51 +558,59 @@ def changes(upper_dir: str, lower_dirs: Sequence[str], *,
     """``docker diff`` from a container's overlay upper dir and its image's lower dirs (top-most
     first), in Docker's order (depth first, names in byte order). ``exclude``: absolute paths
     (with their subtrees) the engine made itself (mount points of /etc/hosts, /dev, ...), left out
-    as Docker's init layer leaves them out."""
+    as Docker's init layer leaves them out.
+
+    The upper dir is walked with directory fds opened ``O_NOFOLLOW`` (a running container can
+    swap a directory for a link while we walk; we must not list the link's target); the lower
+    dirs are the image's snapshots, which no container writes."""
     out: list[Change] = []
     changed_dirs: set[str] = set()
     holders = {p.rsplit("/", i)[0] for p in exclude for i in range(1, p.count("/"))}
-    # (host dir, container path, lower hidden below here, names left)
-    stack: list[tuple[str, str, bool, Iterator[str]]] = [
-        (os.fspath(upper_dir), "", False, iter(_names(os.fspath(upper_dir))))]
-    while stack:
-        host_dir, rel, hidden, names = stack[-1]
-        name = next(names, None)
-        if name is None:
-            stack.pop()
-            continue
-        full = os.path.join(host_dir, name)
-        path = f"{rel}/{name}"
-        if path in exclude:
-            continue
-        try:
-            st = os.lstat(full)
-        except FileNotFoundError:
-            continue
-        is_dir = stat.S_ISDIR(st.st_mode)
-        opaque = is_dir and _opaque(full)
-        if _is_whiteout(st):
-            kind = DELETED
-        else:
-            lower = None if hidden else lower_stat(lower_dirs, path[1:].split("/"))
-            if lower is None:
-                kind = ADDED
-            elif (is_dir and stat.S_ISDIR(lower.st_mode) and not opaque
-                  and st.st_mode == lower.st_mode
-                  and ((st.st_size == lower.st_size
-                        and st.st_mtime_ns // 1000 == lower.st_mtime_ns // 1000)
-                       or (path in holders and (st.st_uid, st.st_gid) == (lower.st_uid, lower.st_gid)))):
-                kind = -1  # the directory only holds changes (or engine mount points): not one
+    top = os.open(upper_dir, _DIR_READ)
+    # (dir fd, container path, lower hidden below here, names left)
+    stack: list[tuple[int, str, bool, Iterator[str]]] = [(top, "", False, iter(_names(top)))]
+    try:
+        while stack:
+            dfd, rel, hidden, names = stack[-1]
+            name = next(names, None)
+            if name is None:
+                os.close(stack.pop()[0])
+                continue
+            path = f"{rel}/{name}"
+            if path in exclude:
+                continue
+            try:
+                st = os.stat(name, dir_fd=dfd, follow_symlinks=False)
+                child = os.open(name, _DIR_READ, dir_fd=dfd) if stat.S_ISDIR(st.st_mode) else -1
+            except (FileNotFoundError, NotADirectoryError, OSError):
+                continue  # removed or swapped while we walk
+            is_dir = child >= 0
+            opaque = is_dir and _opaque(child)
+            if _is_whiteout(st):
+                kind = DELETED
             else:
-                kind = MODIFIED
-        if kind != -1:
+                lower = None if hidden else lower_stat(lower_dirs, path[1:].split("/"))
+                if lower is None:
+                    kind = ADDED
+                elif (is_dir and stat.S_ISDIR(lower.st_mode) and not opaque
+                      and st.st_mode == lower.st_mode
+                      and ((st.st_size == lower.st_size
+                            and st.st_mtime_ns // 1000 == lower.st_mtime_ns // 1000)
+                           or (path in holders
+                               and (st.st_uid, st.st_gid) == (lower.st_uid, lower.st_gid)))):
+                    kind = -1  # the directory only holds changes (or engine mount points)
+                else:
+                    kind = MODIFIED
+            if kind != -1:
+                if is_dir:
+                    changed_dirs.add(path)
+                if kind in (ADDED, DELETED) and rel and rel not in changed_dirs:
+                    out.append(Change(rel, MODIFIED))
+                    changed_dirs.add(rel)
+                out.append(Change(path, kind))
             if is_dir:
-                changed_dirs.add(path)
-            if kind in (ADDED, DELETED) and rel and rel not in changed_dirs:
-                out.append(Change(rel, MODIFIED))
-                changed_dirs.add(rel)
-            out.append(Change(path, kind))
-        if is_dir:
-            stack.append((full, path, hidden or opaque or kind == ADDED, iter(_names(full))))
+                stack.append((child, path, hidden or opaque or kind == ADDED, iter(_names(child))))
+    finally:
+        for dfd, *_ in stack:
+            os.close(dfd)
     return out
-
