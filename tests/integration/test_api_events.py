@@ -132,3 +132,17 @@ def test_image_events_carry_labels_for_label_filters(daemon: Daemon, tmp_path: P
         ("tag", "web"), ("untag", "web")]
     assert events(daemon, since, "label=tier=db") == []
     daemon.docker("rmi", "lab:1")
+
+
+def test_daemon_shutdown_ends_open_streams(tmp_path: Path) -> None:
+    from daemon_util import running_daemon
+
+    with running_daemon(tmp_path) as d:
+        s = _open_stream(d, "")
+        try:
+            assert _read_until(s, b"\r\n\r\n").startswith(b"HTTP/1.1 200")
+            d.stop()  # returns once the daemon has exited
+            rest = _read_until(s, b"0\r\n\r\n")  # the chunked stream's end, or EOF
+            assert rest.endswith(b"0\r\n\r\n") or rest == b""
+        finally:
+            s.close()
