@@ -11,6 +11,7 @@ from dockyard.engine import events as ev_mod
 from dockyard.engine.events import (
     Event,
     EventBus,
+    container_attributes,
     matches,
     parse_event_filters,
     parse_event_time,
@@ -251,3 +252,11 @@ def test_publish_threadsafe_delivers_on_the_loop_with_the_callers_time():
     e = asyncio.run(run())
     assert e is not None and e.action == "load" and e.attributes == {"name": IMG}
     assert e.time_nano > 0
+
+
+def test_container_attributes_as_dockerd_builds_them():
+    attrs = container_attributes("/web", "busybox", {"tier": "x", "name": "label-loses"},
+                                 exitCode="3")
+    assert attrs == {"tier": "x", "name": "web", "image": "busybox", "exitCode": "3"}
+    j = to_json(Event("container", "die", CID, attrs, "local", 1))
+    assert j["from"] == "busybox" and j["Actor"]["Attributes"]["exitCode"] == "3"

@@ -70,6 +70,19 @@ def to_json(event: Event) -> dict:
     return out
 
 
+def container_attributes(name: str, image: str, labels: Mapping[str, str] | None = None,
+                         **extra: str) -> dict[str, str]:
+    """A container event's attributes as dockerd builds them: the container's labels, then
+    ``image`` (as the user gave it) and ``name`` (no leading "/"), then the action's own
+    (``exitCode`` for die, ``signal`` for kill, ``execID`` for exec_*)."""
+    out = dict(labels or {})
+    if image:
+        out["image"] = image
+    out["name"] = name.lstrip("/")
+    out.update(extra)
+    return out
+
+
 # ---------------------------------------------------------------------------------- filters
 
 class EventFilter(Record):
