@@ -258,3 +258,52 @@ def test_put_into_a_read_only_rootfs_is_403(root: Path, tmp_path: Path) -> None:
         assert not (root / "data" / "x").exists()
 
     asyncio.run(scenario())
+
+
+def test_commit_route_hands_dockers_fields_to_the_store_thread(root: Path, tmp_path: Path) -> None:
+    pytest.importorskip("aiohttp")
+    from aiohttp import web
+    from aiohttp.test_utils import TestClient, TestServer
+
+    from dockyard.api import container_files
+    from dockyard.api.app import SERVICES, Routes
+    from dockyard.api.errors import errors_middleware
+
+    seen: dict = {}
+
+    class Pausing(FakeContainers):
+        @contextlib.asynccontextmanager
+        async def files_view(self, name: str, pause: bool = True):
+            seen.setdefault("pauses", []).append(pause)
+            async with super().files_view(name) as v:
+                yield v
+
+    async def call(fn, *args, **kw):
+        seen.update(kw)
+        return "sha256:" + "a" * 64
+
+    async def scenario() -> None:
+        app = web.Application(middlewares=[errors_middleware])
+        app[SERVICES] = SimpleNamespace(containers=Pausing(root, tmp_path), images=None, call=call)
+        container_files.register(Routes(app))
+        client = TestClient(TestServer(app))
+        await client.start_server()
+        try:
+            r = await client.post("/v1.45/commit", params=[
+                ("container", "c1"), ("repo", "me/img"), ("tag", "v2"), ("comment", "m"),
+                ("author", "a"), ("pause", "0"), ("changes", "ENV A=1"), ("changes", "CMD x")],
+                json={"Cmd": ["sh", "-c", "true"], "Env": ["B=2"]})
+            assert r.status == 201 and await r.json() == {"Id": "sha256:" + "a" * 64}
+            r = await client.post("/commit", params={"container": "nope"})
+            assert r.status == 404 and (await r.json())["message"] == "No such container: nope"
+            r = await client.post("/commit", params={"container": "c1"}, data=b"[1]")
+            assert r.status == 400
+        finally:
+            await client.close()
+
+    asyncio.run(scenario())
+    assert seen["pauses"] == [False, True]  # pause=0, then the default
+    assert seen["repo_tag"] == "me/img:v2" and seen["changes"] == ["ENV A=1", "CMD x"]
+    assert (seen["comment"], seen["author"]) == ("m", "a")
+    assert seen["config"].cmd == ("sh", "-c", "true") and seen["config"].env == ("B=2",)
+    assert seen["container_upper"] == str(tmp_path)

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import inspect
 import json
 
 from aiohttp import web
@@ -41,10 +42,15 @@ def _bool(text: str | None) -> bool:
     return text is not None and text.strip().lower() not in ("", "0", "false", "no")
 
 
-def _view(request: web.Request, name: str) -> Any:
+def _view(request: web.Request, name: str, *, pause: bool | None = None) -> Any:
+    """The container's files view. ``pause`` (``docker commit``'s default) is passed on when the
+    container service's ``files_view`` takes it: a frozen container cannot swap files under the
+    layer writer while it walks the upper dir."""
     containers = getattr(services(request), "containers", None)
     if containers is None:
         raise NotImplemented("containers are not available in this daemon")
+    if pause is not None and "pause" in inspect.signature(containers.files_view).parameters:
+        return containers.files_view(name, pause=pause)
     return containers.files_view(name)
 
 
@@ -180,8 +186,9 @@ async def commit_container(request: web.Request) -> web.Response:
     if raw is not None and not isinstance(raw, dict):
         raise InvalidArgument("commit: the body must be a JSON object (a container Config)")
     config = parse_container_config(raw, "Config") if raw else None
+    pause = q.get("pause")
     svc = services(request)
-    async with _view(request, name) as view:
+    async with _view(request, name, pause=pause is None or _bool(pause)) as view:
         base = getattr(view, "config", None)
         container_config = parse_container_config(base, "Config") if isinstance(base, dict) else None
         image_id = await svc.call(
