@@ -56,6 +56,7 @@ class Daemon:
 
     def __init__(self, tmp: Path, *, config: dict | None = None, extra_args: tuple[str, ...] = ()
                  ) -> None:
+        tmp.mkdir(parents=True, exist_ok=True)
         self.tmp = tmp
         self.root = tmp / "root"
         self.sock = tmp / "d.sock"

@@ -2,16 +2,16 @@
 and dockyard's extensions under ``/dockyard/images/``: bootstrap, diff.
 
 Why the store work runs through ``Services.call``: every service call blocks (SQLite, disk, unpack),
-so it runs on the store's one thread; the loop only moves bytes. Load and import spool the request body
-to a file under the store's ``tmp/`` first (the service reads its input in one go on its thread); save
-streams the archive out through a bounded queue as it is written (chunked, no temp file).
+so it runs on the store's one thread; the loop only moves bytes. Load and import spool the request
+body to an anonymous file under the store's ``tmp/`` first (the service reads its input in one go
+on its thread; a daemon crash leaves no file); save streams the archive out through a bounded
+queue as it is written (chunked, no temp file).
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
-import os
 import tempfile
 
 from aiohttp import web
@@ -25,6 +25,8 @@ from dockyard.image.inspect import created_timestamp
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from typing import BinaryIO
+
     from dockyard.api.app import Routes
     from dockyard.daemon.wiring import Services
     from dockyard.image.service import HistoryEntry, ImageService, ImageSummary
@@ -152,23 +154,19 @@ async def prune(request: web.Request) -> web.Response:
 
 # ---------------------------------------------------------------------------- load
 
-def _load_file(svc: ImageService, path: str) -> list[str]:
-    with open(path, "rb") as f:
-        return svc.load(f)
-
-
-async def _spool(request: web.Request, svc: Services) -> str:
-    """The request body in a file under the store's ``tmp/`` (the caller unlinks it)."""
+async def _spool(request: web.Request, svc: Services) -> BinaryIO:
+    """The request body in an anonymous file under the store's ``tmp/`` (``O_TMPFILE``: it has no
+    name, so a crash of the daemon leaves nothing behind), rewound; the caller closes it."""
     loop = asyncio.get_running_loop()
-    fd, path = tempfile.mkstemp(prefix="upload-", suffix=".tar", dir=svc.images.store.tmp)
+    f = tempfile.TemporaryFile(dir=svc.images.store.tmp)
     try:
-        with os.fdopen(fd, "wb") as f:
-            while chunk := await request.content.read(_CHUNK):
-                await loop.run_in_executor(None, f.write, chunk)
+        while chunk := await request.content.read(_CHUNK):
+            await loop.run_in_executor(None, f.write, chunk)
+        f.seek(0)
     except BaseException:
-        os.unlink(path)
+        f.close()
         raise
-    return path
+    return f  # type: ignore[return-value]
 
 
 def _json_lines(docs: list[dict]) -> web.Response:
@@ -178,22 +176,21 @@ def _json_lines(docs: list[dict]) -> web.Response:
 
 async def load(request: web.Request) -> web.StreamResponse:
     svc = services(request)
-    path = await _spool(request, svc)
+    body = await _spool(request, svc)
     try:
-        lines = await svc.call(_load_file, svc.images, path)
+        lines = await svc.call(svc.images.load, body)
     finally:
-        os.unlink(path)
+        body.close()
     await image_events.loaded(request, lines)
     return _json_lines([{"stream": line + "\n"} for line in lines])
 
 
 # ---------------------------------------------------------------------------- create (import)
 
-def _import_file(svc: ImageService, path: str, **kwargs: object) -> str:
+def _import_file(svc: ImageService, body: BinaryIO, **kwargs: object) -> str:
     from dockyard.image.importer import import_image
 
-    with open(path, "rb") as f:
-        return str(import_image(svc, f, **kwargs).id)  # type: ignore[arg-type]
+    return str(import_image(svc, body, **kwargs).id)  # type: ignore[arg-type]
 
 
 async def create(request: web.Request) -> web.StreamResponse:
@@ -222,12 +219,12 @@ async def create(request: web.Request) -> web.StreamResponse:
     if platform:
         parse_platform(platform)
     svc = services(request)
-    path = await _spool(request, svc)
+    body = await _spool(request, svc)
     try:
-        image_id = await svc.call(_import_file, svc.images, path, ref=ref, changes=changes,
+        image_id = await svc.call(_import_file, svc.images, body, ref=ref, changes=changes,
                                   message=q.get("message", ""), platform=platform)
     finally:
-        os.unlink(path)
+        body.close()
     image_events.imported(request, image_id, ref)
     return _json_lines([{"status": image_id}])
 
