@@ -67,7 +67,17 @@ def _user(view: Any) -> str:
 
 
 async def _in_thread(fn: Any, *args: Any, **kw: Any) -> Any:
-    return await asyncio.get_running_loop().run_in_executor(None, functools.partial(fn, *args, **kw))
+    """Run blocking file work in a worker thread. If the request is cancelled (the client went
+    away) the work is still awaited before the files view closes, so no thread is left reading
+    a rootfs the container service then unmounts."""
+    fut = asyncio.get_running_loop().run_in_executor(None, functools.partial(fn, *args, **kw))
+    try:
+        return await asyncio.shield(fut)
+    except asyncio.CancelledError:
+        await asyncio.wait([fut])
+        if not fut.cancelled():
+            fut.exception()  # retrieved: nobody is left to tell
+        raise
 
 
 async def _stream(request: web.Request, resp: web.StreamResponse, chunks: Iterator[bytes]) -> None:
