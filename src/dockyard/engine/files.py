@@ -280,6 +280,8 @@ def _entry(out: _TarOut, dfd: int, name: str, arcname: str, st: os.stat_result) 
         try:
             fd = os.open(name, _FILE_READ, dir_fd=dfd)
         except OSError as e:
+            if e.errno in (errno.ENOENT, errno.ELOOP, errno.ENXIO):
+                return  # removed, or swapped for a link or a socket, since we listed it
             raise KernelError(f"archive {arcname!r}: open", e.errno or errno.EIO) from None
         fst = os.fstat(fd)
         if not stat.S_ISREG(fst.st_mode):  # swapped meanwhile
