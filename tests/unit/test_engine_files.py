@@ -127,6 +127,26 @@ def test_extract_into_a_link_stays_inside(root: Path, host: Path) -> None:
     assert os.listdir(host) == ["secret"]
 
 
+def test_extract_hardlinks_point_below_the_destination(root: Path) -> None:
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w") as t:
+        for name, kind in (("orig", tarfile.REGTYPE), ("again", tarfile.LNKTYPE),
+                           ("bad", tarfile.LNKTYPE)):
+            ti = tarfile.TarInfo(name)
+            ti.type, ti.uid, ti.gid = kind, os.getuid(), os.getgid()
+            ti.linkname = {"again": "orig", "bad": "../etc/passwd"}.get(name, "")
+            if kind == tarfile.REGTYPE:
+                ti.size = 2
+                t.addfile(ti, io.BytesIO(b"hi"))
+            else:
+                t.addfile(ti)
+    buf.seek(0)
+    with pytest.raises(errors.InvalidArgument, match="escapes"):
+        files.extract_to(str(root), "/data", buf)
+    assert os.stat(root / "data" / "again").st_ino == os.stat(root / "data" / "orig").st_ino
+    assert os.stat(root / "etc" / "passwd").st_nlink == 1
+
+
 # ---------------------------------------------------------------------------------- changes
 
 def test_changes_over_plain_directories(tmp_path: Path) -> None:
