@@ -285,6 +285,11 @@ def test_keys_match_case_insensitively_as_in_go():
     assert req.image == "busybox" and req.run.cmd == ("ls",) and req.run.memory == 8 << 20
 
 
+def test_null_items_are_empty_strings_as_in_go():
+    req = create(Cmd=["echo", None], Labels={"a": None})
+    assert req.run.cmd == ("echo", "") and req.labels == (("a", ""),)
+
+
 def test_null_means_absent():
     req = parse_create({"Image": "busybox", "Cmd": None, "Env": None, "Labels": None,
                         "HostConfig": {"Binds": None, "Memory": None, "RestartPolicy": None,
@@ -836,6 +841,8 @@ def test_mounts_api():
          "BindOptions": {"Propagation": "rslave", "CreateMountpoint": True,
                          "NonRecursive": True}},
         {"Type": "bind", "Source": "/opt", "Target": "/opt"},
+        {"Type": "bind", "Source": "/ro", "Target": "/ro", "ReadOnly": True,
+         "BindOptions": {"ReadOnlyForceRecursive": True}},
         {"Type": "volume", "Target": "/anon"},
         {"Type": "volume", "Source": "vol", "Target": "/v", "VolumeOptions": {
             "NoCopy": True, "Labels": {"a": "b"}, "Subpath": "sub/dir",
@@ -847,6 +854,8 @@ def test_mounts_api():
         MountRequest("bind", "/srv", "/srv", True, "rslave", non_recursive=True,
                      create_mountpoint=True, create_source=True, origin="mounts"),
         MountRequest("bind", "/opt", "/opt", origin="mounts"),
+        MountRequest("bind", "/ro", "/ro", True, read_only_force_recursive=True,
+                     origin="mounts"),
         MountRequest("volume", "/anon", origin="mounts"),
         MountRequest("volume", "/v", "vol", nocopy=True, labels=(("a", "b"),), driver="local",
                      driver_options=(("type", "tmpfs"),), subpath="sub/dir", origin="mounts"),
@@ -867,6 +876,11 @@ def test_mounts_api():
      "invalid propagation mode: weird"),
     ({"Type": "bind", "Source": "/a", "Target": "/x", "VolumeOptions": {}},
      "field VolumeOptions must not be specified"),
+    ({"Type": "bind", "Source": "/a", "Target": "/x",
+      "BindOptions": {"ReadOnlyNonRecursive": True}}, "need ReadOnly"),
+    ({"Type": "bind", "Source": "/a", "Target": "/x", "ReadOnly": True,
+      "BindOptions": {"ReadOnlyNonRecursive": True, "ReadOnlyForceRecursive": True}},
+     "conflict"),
     ({"Type": "volume", "Target": "/x", "BindOptions": {}}, "field BindOptions must not be"),
     ({"Type": "volume", "Source": "/abs", "Target": "/x"}, "invalid characters"),
     ({"Type": "volume", "Target": "/x", "VolumeOptions": {"Subpath": "../up"}},

@@ -66,6 +66,8 @@ class MountRequest(Record):
     driver_options: tuple[tuple[str, str], ...] = ()
     subpath: str = ""  # volumes: mount only this directory of the volume
     non_recursive: bool = False  # binds: no rbind
+    read_only_non_recursive: bool = False  # binds: only the top mount read-only (API 1.44+)
+    read_only_force_recursive: bool = False  # binds: fail unless all submounts can be read-only
     create_mountpoint: bool = False  # BindOptions.CreateMountpoint as the client sent it
     create_source: bool = False  # binds: create a missing host directory (-v does, --mount not)
     origin: str = ""
@@ -183,8 +185,18 @@ def parse_mount(m: Fields) -> MountRequest:
         if propagation not in ("", *PROPAGATIONS):
             raise InvalidArgument(f"{where}: invalid propagation mode: {propagation}")
         create = opts.boolean("CreateMountpoint")
+        ro_non_recursive = opts.boolean("ReadOnlyNonRecursive")
+        ro_force = opts.boolean("ReadOnlyForceRecursive")
+        if (ro_non_recursive or ro_force) and not read_only:
+            raise InvalidArgument(f"{where}: BindOptions.ReadOnlyNonRecursive and "
+                                  "ReadOnlyForceRecursive need ReadOnly")
+        if ro_non_recursive and ro_force:
+            raise InvalidArgument(f"{where}: BindOptions.ReadOnlyNonRecursive and "
+                                  "ReadOnlyForceRecursive conflict")
         return MountRequest("bind", destination, _bind_source(source, where), read_only,
                             propagation, non_recursive=opts.boolean("NonRecursive"),
+                            read_only_non_recursive=ro_non_recursive,
+                            read_only_force_recursive=ro_force,
                             create_mountpoint=create, create_source=create, origin="mounts")
     if kind == "volume":
         if source:

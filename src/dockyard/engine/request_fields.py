@@ -114,17 +114,17 @@ class Fields:
         return float(v)
 
     def strings(self, key: str) -> tuple[str, ...] | None:
-        """A JSON array of strings; None when absent or null."""
+        """A JSON array of strings; None when absent or null (a null item is ``""``, as Go)."""
         v = self.raw(key)
         if v is None:
             return None
         if not isinstance(v, list):
             raise self.bad(key, v, "an array of strings")
         for i, item in enumerate(v):
-            if not isinstance(item, str):
+            if item is not None and not isinstance(item, str):
                 raise InvalidArgument(f"{self.name(key)}[{i}]: expected a string, got "
                                       f"{_type_name(item)} {_short(item)}")
-        return tuple(v)
+        return tuple("" if item is None else item for item in v)
 
     def str_slice(self, key: str) -> tuple[str, ...] | None:
         """Docker's ``strslice.StrSlice``: a string is a one-element list; null is None."""
@@ -136,17 +136,18 @@ class Fields:
         return self.strings(key)
 
     def string_map(self, key: str) -> tuple[tuple[str, str], ...] | None:
-        """A JSON object of strings, as (key, value) pairs in the client's order."""
+        """A JSON object of strings, as (key, value) pairs in the client's order (a null value
+        is ``""``, as Go)."""
         v = self.raw(key)
         if v is None:
             return None
         if not isinstance(v, dict):
             raise self.bad(key, v, "an object of strings")
         for k, item in v.items():
-            if not isinstance(item, str):
+            if item is not None and not isinstance(item, str):
                 raise InvalidArgument(f"{self.name(key)}[{k!r}]: expected a string, got "
                                       f"{_type_name(item)} {_short(item)}")
-        return tuple(v.items())
+        return tuple((k, "" if item is None else item) for k, item in v.items())
 
     def obj(self, key: str) -> Fields:
         """The nested object under ``key`` (empty when absent or null)."""
