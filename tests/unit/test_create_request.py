@@ -45,7 +45,9 @@ from dockyard.engine.host_config import (
     WeightDevice,
 )
 from dockyard.errors import InvalidArgument
-from dockyard.oci.spec_builder import DEFAULT_SHM_SIZE, MASKED_PATHS, Ulimit
+from dockyard.oci.image_config import ContainerConfig, ImageConfig
+from dockyard.oci.spec_builder import DEFAULT_SHM_SIZE, MASKED_PATHS, Ulimit, build_spec
+from dockyard.record import replace
 
 BODY1 = (
     '{"Hostname":"","Domainname":"","User":"","AttachStdin":false,"AttachStdout":true,"AttachStderr'
@@ -189,6 +191,17 @@ def test_docker_cli_rich_body():
                      tmpfs_options=("noexec", "nosuid", "nodev", "size=1048576", "mode=1770"),
                      origin="mounts"),
     )
+
+
+@pytest.mark.parametrize("body", [BODY1, BODY2])
+def test_run_options_build_a_spec(body):
+    """What parse_create fills in is what the spec builder accepts and means."""
+    run = replace(parse_create(body.encode()).run, container_id="c0ffee" * 8)
+    spec = build_spec(ImageConfig(architecture="amd64", os="linux",
+                                  config=ContainerConfig(cmd=("sh",))), run)
+    assert spec["process"]["args"] == [*(run.entrypoint or ()), *(run.cmd or ("sh",))]
+    assert spec["linux"]["resources"]["memory"]["limit"] == 64 << 20
+    assert {"type": "ipc"} in spec["linux"]["namespaces"]
 
 
 def test_inspect_shapes_of_a_cli_body():
