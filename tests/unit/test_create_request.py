@@ -956,6 +956,17 @@ def test_tmpfs_errors(tmpfs, match):
     refused(match, {"Tmpfs": tmpfs})
 
 
+def test_mount_errors_name_the_entry():
+    with pytest.raises(InvalidArgument, match=r"^HostConfig.Binds\[1\]: invalid volume spec"):
+        create({"Binds": ["/a:/a", "/b:/b:bogus"]})
+    with pytest.raises(InvalidArgument, match=r"^HostConfig.Mounts\[1\]: invalid mount config"):
+        create({"Mounts": [{"Type": "tmpfs", "Target": "/t"}, {"Type": "bind", "Target": "/x"}]})
+    with pytest.raises(InvalidArgument, match=r"^HostConfig.Tmpfs\['/t'\]: invalid tmpfs"):
+        create({"Tmpfs": {"/t": "nope"}})
+    with pytest.raises(InvalidArgument, match=r"^HostConfig.Mounts\[0\].TmpfsOptions.Mode"):
+        create({"Mounts": [{"Type": "tmpfs", "Target": "/t", "TmpfsOptions": {"Mode": "0700"}}]})
+
+
 def test_volumes_from():
     assert create({"VolumesFrom": ["a", "b:ro", "c:rw"]}).volumes_from == ("a", "b:ro", "c:rw")
     refused("invalid volumes-from 'a:rx'", {"VolumesFrom": ["a:rx"]})
