@@ -396,6 +396,18 @@ def test_host_flag_and_env_choose_the_daemon(dy, tmp_path):
         assert f"Dockyard Root Dir: {other.root}" in info and " Images: 0" in info
 
 
+def test_a_crashed_daemon_is_no_daemon_until_restarted(tmp_path):
+    with running_daemon(tmp_path, busybox=True) as d:
+        image_id = d.cli("images", "-q", "--no-trunc").stdout.strip()
+        d.kill9()  # its socket stays behind, nobody listens
+        p = d.cli("images", check=False)
+        assert p.returncode == 1 and p.stderr.startswith(
+            f"Cannot connect to the dockyard daemon at {d.host}. Is the dockyard daemon running?")
+        d.restart()  # the stale socket is replaced
+        assert d.cli("images", "-q", "--no-trunc").stdout.strip() == image_id
+        assert d.cli("system", "check").stdout.endswith("ok: no problems\n")
+
+
 def test_tcp_host(tmp_path):
     import socket
 
