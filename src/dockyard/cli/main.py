@@ -193,6 +193,9 @@ def _dispatch(entry: tuple[str, str, str], verb: str, rest: list[str], host: str
     except DockyardError as e:
         _traceback(debug)
         return _fail(f"Error: {e}", 1, context.err)
+    except BrokenPipeError:  # the reader of stdout went away (``dockyard save x | head``)
+        _traceback(debug)
+        return 141
     except OSError as e:
         _traceback(debug)
         where = f": {e.filename}" if getattr(e, "filename", None) else ""
