@@ -23,7 +23,9 @@ BODY2: docker create -it --rm --name t2 --user 1000:1000 --group-add 10 -w /srv 
        --log-opt max-file=2 --mac-address 02:42:ac:11:00:02 busybox -c 'echo hi'
 """
 
+import copy
 import json
+from pathlib import Path
 
 import pytest
 
@@ -258,6 +260,46 @@ def test_inspect_healthcheck_and_ports_presented_as_docker_does():
     assert "MacAddress" not in req.config  # API >= 1.44: the endpoint carries it
     assert req.host_config["PortBindings"]["80/tcp"] == [{"HostIp": "", "HostPort": "8080"}]
     assert req.host_config["PidsLimit"] == 100 and req.host_config["Init"] is True
+
+
+#: The docker CLI 28 bodies recorded for the CLI's own tests (``test_cli_run_flags``): one base
+#: body and per-argv changes. Each must parse, except these, which dockerd refuses too (or this
+#: host cannot honour).
+GOLDEN = json.loads((Path(__file__).parent / "golden_cli_run_bodies.json").read_text())
+GOLDEN_REFUSED = {
+    "create --memory-swap 2g busybox": "You should always set the Memory limit",
+    "create --volume-driver foo busybox": "only the local volume driver",
+    "create --storage-opt size=1G busybox": "StorageOpt",
+    # a one-character volume name: Docker's local driver wants two or more
+    "create --mount type=volume,src=v,dst=/v,volume-opt=a=b busybox": "'v' includes invalid",
+    "run --mount type=volume,src=v,dst=/v,volume-driver=local,volume-label=a=b busybox":
+        "'v' includes invalid",
+}
+
+
+def _golden_body(changes: dict) -> dict:
+    body = copy.deepcopy(GOLDEN["base"])
+    for key, value in changes.items():
+        target, _, sub = key.partition(".")
+        holder, name = (body[target], sub) if sub else (body, target)
+        if value == "<absent>":
+            holder.pop(name, None)
+        else:
+            holder[name] = value
+    return body
+
+
+@pytest.mark.parametrize("case", GOLDEN["cases"], ids=lambda c: " ".join(c["argv"])[:80])
+def test_every_recorded_docker_cli_body_parses(case):
+    argv = " ".join(case["argv"])
+    body = json.dumps(_golden_body(case["changes"])).encode()
+    if argv in GOLDEN_REFUSED:
+        with pytest.raises((InvalidArgument, errors.NotImplemented), match=GOLDEN_REFUSED[argv]):
+            parse_create(body)
+        return
+    req = parse_create(body)
+    assert req.image == _golden_body(case["changes"])["Image"]
+    json.dumps(req.config), json.dumps(req.host_config)
 
 
 # ---------------------------------------------------------------- body, name, image
@@ -529,6 +571,7 @@ def test_namespace_mode_errors(host, match):
 
 @pytest.mark.parametrize("host", [
     {"IpcMode": "none"}, {"UsernsMode": "private"}, {"Cgroup": "container:x"},
+    {"StorageOpt": {"size": "1G"}},
     {"DeviceRequests": [{"Driver": "nvidia", "Count": -1}]}, {"VolumeDriver": "nfs"},
     {"CpuRealtimeRuntime": 950000},
 ])

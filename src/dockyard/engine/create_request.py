@@ -277,6 +277,10 @@ def parse_create(body: bytes | str | dict, *, name: str = "", api_version: str =
         raise errors.NotImplemented(
             "HostConfig.DeviceRequests: device requests (GPUs) are not "
             "supported by dockyard")
+    if host.string_map("StorageOpt"):
+        raise errors.NotImplemented(
+            "HostConfig.StorageOpt: storage options (a per-container size) are not supported by "
+            "dockyard's overlay snapshotter")
     volume_driver = host.string("VolumeDriver")
     if volume_driver not in ("", "local"):
         raise errors.NotImplemented(
