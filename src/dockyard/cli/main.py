@@ -34,6 +34,56 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     "tag": ("dockyard.cli.images", "cmd_tag", "Create a tag TARGET_IMAGE that refers to SOURCE_IMAGE"),
     "version": ("dockyard.cli.system", "cmd_version", "Show the dockyard version information"),
 }
+_C, _L = "dockyard.cli.containers", "dockyard.cli.containers_list"
+_IO = "dockyard.cli.containers_io"
+#: container verbs (dockyard.cli.containers*): also under "container" with docker's aliases
+CONTAINER_VERBS: dict[str, tuple[str, str, str]] = {
+    "attach": (_IO, "cmd_attach", "Attach local standard input, output, and error streams to a "
+               "running container"),
+    "commit": (_IO, "cmd_commit", "Create a new image from a container's changes"),
+    "cp": ("dockyard.cli.containers_cp", "cmd_cp",
+           "Copy files/folders between a container and the local filesystem"),
+    "create": (_C, "cmd_create", "Create a new container"),
+    "diff": (_IO, "cmd_diff", "Inspect changes to files or directories on a container's "
+             "filesystem"),
+    "events": (_IO, "cmd_events", "Get real time events from the server"),
+    "exec": (_IO, "cmd_exec", "Execute a command in a running container"),
+    "kill": (_C, "cmd_kill", "Kill one or more running containers"),
+    "logs": (_IO, "cmd_logs", "Fetch the logs of a container"),
+    "pause": (_C, "cmd_pause", "Pause all processes within one or more containers"),
+    "port": (_C, "cmd_port", "List port mappings or a specific mapping for the container"),
+    "ps": (_L, "cmd_ps", "List containers"),
+    "rename": (_C, "cmd_rename", "Rename a container"),
+    "restart": (_C, "cmd_restart", "Restart one or more containers"),
+    "rm": (_C, "cmd_rm", "Remove one or more containers"),
+    "run": (_C, "cmd_run", "Create and run a new container from an image"),
+    "start": (_C, "cmd_start", "Start one or more stopped containers"),
+    "stats": ("dockyard.cli.containers_stats", "cmd_stats",
+              "Display a live stream of container(s) resource usage statistics"),
+    "stop": (_C, "cmd_stop", "Stop one or more running containers"),
+    "top": (_IO, "cmd_top", "Display the running processes of a container"),
+    "unpause": (_C, "cmd_unpause", "Unpause all processes within one or more containers"),
+    "update": (_C, "cmd_update", "Update configuration of one or more containers"),
+    "wait": (_C, "cmd_wait", "Block until one or more containers stop, then print their exit "
+             "codes"),
+}
+COMMANDS.update(CONTAINER_VERBS)
+CONTAINER_COMMANDS: dict[str, tuple[str, str, str]] = dict(
+    {k: v for k, v in CONTAINER_VERBS.items() if k != "events"},
+    export=COMMANDS["export"], ls=CONTAINER_VERBS["ps"], list=CONTAINER_VERBS["ps"],
+    remove=CONTAINER_VERBS["rm"],
+    inspect=(_L, "cmd_container_inspect", "Display detailed information on one or more "
+             "containers"),
+    prune=(_L, "cmd_container_prune", "Remove all stopped containers"))
+VOLUME_COMMANDS: dict[str, tuple[str, str, str]] = {
+    "create": ("dockyard.cli.volumes", "cmd_volume_create", "Create a volume"),
+    "inspect": ("dockyard.cli.volumes", "cmd_volume_inspect",
+                "Display detailed information on one or more volumes"),
+    "ls": ("dockyard.cli.volumes", "cmd_volume_ls", "List volumes"),
+    "prune": ("dockyard.cli.volumes", "cmd_volume_prune", "Remove unused local volumes"),
+    "rm": ("dockyard.cli.volumes", "cmd_volume_rm", "Remove one or more volumes"),
+}
+VOLUME_COMMANDS.update(list=VOLUME_COMMANDS["ls"], remove=VOLUME_COMMANDS["rm"])
 IMAGE_COMMANDS: dict[str, tuple[str, str, str]] = {
     "bootstrap": ("dockyard.cli.images", "cmd_bootstrap",
                   "Create a base image without the internet (busybox, debian[:suite])"),
@@ -57,7 +107,9 @@ SYSTEM_COMMANDS: dict[str, tuple[str, str, str]] = {
     "df": ("dockyard.cli.system", "cmd_system_df", "Show dockyard disk usage"),
     "info": COMMANDS["info"],
 }
-GROUPS = {"image": ("Manage images", IMAGE_COMMANDS), "system": ("Manage dockyard", SYSTEM_COMMANDS)}
+GROUPS = {"image": ("Manage images", IMAGE_COMMANDS), "system": ("Manage dockyard", SYSTEM_COMMANDS),
+          "container": ("Manage containers", CONTAINER_COMMANDS),
+          "volume": ("Manage volumes", VOLUME_COMMANDS)}
 
 
 def _usage() -> str:
