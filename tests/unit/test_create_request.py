@@ -206,6 +206,31 @@ def test_run_options_build_a_spec(body):
     assert {"type": "ipc"} in spec["linux"]["namespaces"]
 
 
+def test_a_docker_py_shaped_body():
+    """docker-py sends every key, unset ones as null, and Volumes for its binds' targets."""
+    req = parse_create({
+        "Hostname": None, "Domainname": None, "ExposedPorts": {"80/tcp": {}}, "User": None,
+        "Tty": False, "OpenStdin": False, "StdinOnce": False, "AttachStdin": False,
+        "AttachStdout": False, "AttachStderr": False, "Env": ["A=1"], "Cmd": ["true"],
+        "Image": "busybox", "Volumes": {"/ctr": {}}, "NetworkDisabled": False,
+        "Entrypoint": None, "WorkingDir": None, "MacAddress": None, "Labels": None,
+        "StopSignal": None, "Healthcheck": None, "StopTimeout": None, "Runtime": None,
+        "HostConfig": {"NetworkMode": "default", "Binds": ["/host:/ctr:rw"],
+                       "PortBindings": {"80/tcp": [{"HostIp": "", "HostPort": "8080"}]},
+                       "Memory": 67108864, "RestartPolicy": {"Name": "on-failure",
+                                                             "MaximumRetryCount": 5},
+                       "Tmpfs": {"/mnt": "size=3G,uid=1000"},
+                       "LogConfig": {"Type": "json-file", "Config": {"max-size": "1g"}}},
+    }, name="pyclient", api_version="1.41")
+    assert req.run.hostname == "" and req.run.user is None and req.run.working_dir == ""
+    assert [(m.kind, m.destination) for m in req.mounts] == [("bind", "/ctr"), ("tmpfs", "/mnt")]
+    assert req.mounts[1].tmpfs_size == 3 << 30
+    assert req.port_bindings == (PortBinding(80, "tcp", "", 8080, 8080),)
+    assert req.restart == RestartPolicy("on-failure", 5) and req.log.max_size == 1 << 30
+    assert req.config["Hostname"] == "" and req.config["Labels"] == {}
+    assert "StopSignal" not in req.config and "Healthcheck" not in req.config
+
+
 def test_inspect_shapes_of_a_cli_body():
     req = parse_create(BODY1.encode(), name="web")
     hc = req.host_config
