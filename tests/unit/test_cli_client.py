@@ -18,8 +18,10 @@ from dockyard.cli.client import (
     DEFAULT_HOST,
     APIError,
     Client,
+    ConnectionLost,
     DaemonUnavailable,
     SocketReader,
+    copy_stream,
     demux,
     encode_query,
     frame,
@@ -201,6 +203,26 @@ def test_hijack_returns_the_socket_and_buffered_bytes(server):
     with pytest.raises(APIError, match="container is not running") as e:
         client.hijack("POST", "/bad/x/attach")
     assert e.value.status == 409
+
+
+def test_a_cut_answer_is_connection_lost_not_a_short_result(server):
+    def answer(head, conn):
+        if b"/silent" in head:
+            return  # closes without a word
+        if b"/get" in head:
+            conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Type: application/x-tar\r\n"
+                         b"Transfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n")
+            return  # the stream ends without its last chunk
+        conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n"
+                     b"Content-Length: 100\r\n\r\n[1, 2")
+
+    client, _ = server(answer)
+    with pytest.raises(ConnectionLost, match="closed the connection before its answer"):
+        client.get("/silent")
+    with pytest.raises(ConnectionLost):
+        client.get("/images/json")
+    with pytest.raises(ConnectionLost):
+        copy_stream(client.stream("GET", "/images/get"), io.BytesIO())
 
 
 def test_client_module_imports_stay_light():

@@ -63,6 +63,26 @@ class DaemonUnavailable(ClientError):
                 f"--help'), or point -H/--host or {HOST_ENV} at a running one.")
 
 
+class ConnectionLost(ClientError):
+    """The daemon closed the connection before its answer was complete (it crashed or stopped)."""
+
+    def __init__(self, host: str, cause: BaseException) -> None:
+        super().__init__(host)
+        self.host, self.cause = host, cause
+
+    def __str__(self) -> str:
+        at = f" at {self.host}" if self.host else ""
+        return (f"error during connect: the dockyard daemon{at} closed the connection before "
+                f"its answer was complete ({type(self.cause).__name__}: {self.cause}); is it "
+                "still running?")
+
+
+def _lost_errors() -> tuple[type[BaseException], ...]:
+    import http.client
+
+    return (http.client.HTTPException, ConnectionError)
+
+
 class Host:
     """A parsed ``-H`` value: ``unix:///path`` or ``tcp://HOST:PORT``."""
 
@@ -226,7 +246,10 @@ class Client:
                 conn.request(method, self.url(path, query), body=data, headers=h)
             except (BrokenPipeError, ConnectionResetError):
                 pass  # the daemon answered before reading the whole body: read its answer
-            resp = conn.getresponse()
+            try:
+                resp = conn.getresponse()
+            except _lost_errors() as e:
+                raise ConnectionLost(self.host.text, e) from e
         except BaseException:
             conn.close()
             raise
@@ -245,6 +268,8 @@ class Client:
         try:
             raw = resp.read()
             kind = resp.getheader("Content-Type", "") or ""
+        except _lost_errors() as e:
+            raise ConnectionLost(self.host.text, e) from e
         finally:
             resp.close()
         if not raw.strip():
@@ -438,19 +463,29 @@ def json_messages(resp: BinaryIO) -> Iterator[Any]:
     """The JSON documents of a newline-delimited JSON stream (load, import, pull, events)."""
     from dockyard.leanjson import loads
 
-    for line in resp:
-        line = line.strip()
-        if line:
-            yield loads(line)
+    try:
+        for line in resp:
+            line = line.strip()
+            if line:
+                yield loads(line)
+    except _lost_errors() as e:
+        raise ConnectionLost("", e) from e
 
 
 def copy_stream(src: BinaryIO, dst: Any, block: int = _BLOCK) -> int:
-    """Copy ``src`` to ``dst`` in blocks; the number of bytes."""
+    """Copy ``src`` to ``dst`` in blocks; the number of bytes. A response the daemon cut short
+    raises ``ConnectionLost`` (a partial archive must not pass for a whole one)."""
     total = 0
-    while chunk := src.read(block):
+    lost = _lost_errors()
+    while True:
+        try:
+            chunk = src.read(block)
+        except lost as e:  # only the daemon's side: a closed stdout is the caller's BrokenPipe
+            raise ConnectionLost("", e) from e
+        if not chunk:
+            return total
         dst.write(chunk)
         total += len(chunk)
-    return total
 
 
 def iter_file(f: BinaryIO, block: int = _BLOCK) -> Iterable[bytes]:
