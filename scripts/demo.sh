@@ -18,8 +18,15 @@ die() { printf 'demo: %s\n' "$*" >&2; exit 1; }
 bundle=$(mktemp -d /tmp/dockyard-demo.XXXXXX)
 state="$bundle/state"          # a private --root, so the demo touches no shared runtime state
 id="demo-$(od -An -N4 -tx1 /dev/urandom | tr -d ' \n')"
-store="$bundle/store"          # a private image store (dockyard --root)
+store="$bundle/store"          # a private image store (dockyard daemon --root)
+sock="$bundle/dockyard.sock"   # its daemon's private socket
+daemon_pid=
+stop_daemon() {
+  if [ -n "$daemon_pid" ]; then kill -TERM "$daemon_pid" 2>/dev/null || true; wait "$daemon_pid" || true; fi
+  daemon_pid=
+}
 cleanup() {
+  stop_daemon
   "$RT" --root "$state" delete --force "$id" >/dev/null 2>&1 || true
   "$RT" --root "$state" delete --force demo-web >/dev/null 2>&1 || true
   rmdir /sys/fs/cgroup/*/dockyard-demo /sys/fs/cgroup/dockyard-demo 2>/dev/null || true
@@ -80,10 +87,15 @@ echo "network: only the loopback device - a network namespace of its own, nothin
 grep -qx 'pid: 1' "$out" || die "the container did not report pid: 1"
 
 DY=.venv/bin/dockyard
-heading "5. an image: dockyard --root $store image bootstrap busybox"
-"$DY" --root "$store" image bootstrap busybox
-"$DY" --root "$store" images
-"$DY" --root "$store" history busybox
+heading "5. an image: dockyard daemon --root $store, then dockyard -H unix://$sock image bootstrap busybox"
+"$DY" daemon --root "$store" -H "unix://$sock" --log-level warn &
+daemon_pid=$!
+for _ in $(seq 100); do "$DY" -H "unix://$sock" version >/dev/null 2>&1 && break; sleep 0.1; done
+"$DY" -H "unix://$sock" version >/dev/null || die "the daemon did not start"
+"$DY" -H "unix://$sock" image bootstrap busybox
+"$DY" -H "unix://$sock" images
+"$DY" -H "unix://$sock" history busybox
+stop_daemon                    # demo_web.py opens the store itself (one user at a time)
 
 heading "6. a web service from that image (httpd on 127.0.0.1:18080, overlay rootfs)"
 "$PY" scripts/demo_web.py "$store" "$state" "$RT" 18080 || die "the web page did not answer"

@@ -13,9 +13,10 @@ A forked child opens the service and runs ``import_image``; it is SIGKILLed part
   image row and tag, the lease's deletion), the last 13 lines, and 6 random ones: about 90 points
   for each input;
 - after the k-th byte of the input was read (nothing can be recorded before the end of input);
-- through the real CLI: ``dockyard --root R import FILE|- REF`` as a subprocess, SIGKILLed when a
-  marker appears on disk (an ingest started while its stdin is held at 40 %, the layer blob
-  committed, the snapshot directory created) or after a random delay once the ingest started.
+- through the real CLI and daemon: ``dockyard -H unix://S import FILE|- REF`` as a subprocess of a
+  real ``dockyard daemon``: the CLI SIGKILLed while the daemon spools its stdin (held at 40 %), and
+  the daemon SIGKILLed when a marker appears on disk (the layer blob committed, the snapshot
+  directory created) or after a random delay once the ingest started, then restarted on the root.
 
 After each kill the parent plays the restarted daemon: it reopens the service (which cleans up at
 open) and asserts what ``dockyard system check`` asserts (``maintenance.check``: no problems), that
@@ -37,7 +38,6 @@ import subprocess
 import sys
 import tarfile
 import time
-from pathlib import Path
 
 import pytest
 
@@ -62,13 +62,12 @@ from dockyard.metadata.gc import collect_garbage, missing_content
 from dockyard.oci.digest import Digest
 from dockyard.store import Store
 from test_content_crash import _arm, run_child
+from daemon_util import CLI, Daemon
 from test_image_load_crash import _DyingReader
 
 PREFIXES = tuple(os.path.dirname(m.__file__) + os.sep for m in (
     dockyard.image.importer, dockyard.content, dockyard.metadata, dockyard.snapshot, dockyard.archive))
 TAG = "crash:import"
-_SCRIPT = Path(sys.executable).with_name("dockyard")
-CLI = [str(_SCRIPT)] if _SCRIPT.exists() else [sys.executable, "-m", "dockyard.cli.main"]
 
 
 class Input:
@@ -260,11 +259,7 @@ def test_import_killed_at_byte_offsets(tmp_path, inputs, kind):
 
 
 # ---------------------------------------------------------------------------------------------
-# the real CLI, killed from outside
-
-def cli(root: str, *args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([*CLI, "--root", root, *args], capture_output=True, timeout=60)
-
+# the real CLI and the real daemon, killed from outside
 
 def _wait_for(cond, proc: subprocess.Popen, timeout: float = 20.0) -> bool:
     """Poll ``cond`` until true (True) or the process exits (False)."""
@@ -290,35 +285,37 @@ def _kill(proc: subprocess.Popen) -> bool:
     return proc.returncode == -signal.SIGKILL
 
 
-def cli_check_after_crash(root: str, inp: Input) -> int:
-    """``system check`` exits 0 and clean, ``images -q`` lists nothing partial, a retry works."""
-    p = cli(root, "system", "check")
+def cli_check_after_crash(d: Daemon, inp: Input) -> int:
+    """With the daemon (re)started on the crashed root: ``system check`` exits 0 and clean,
+    ``images -q`` lists nothing partial, a retry works; then, the daemon stopped, the store
+    itself is clean."""
+    if d.proc is None or d.proc.poll() is not None:
+        d.restart()
+    p = d.cli("system", "check", input=b"", check=False)
     assert p.returncode == 0 and p.stdout.decode().endswith("ok: no problems\n"), p
-    ids = cli(root, "images", "-q", "--no-trunc").stdout.split()
+    ids = d.cli("images", "-q", "--no-trunc", input=b"").stdout.split()
     assert len(ids) <= 1
     for image_id in ids:
-        p = cli(root, "image", "inspect", image_id.decode())
-        assert p.returncode == 0, p
-        (obj,) = json.loads(p.stdout)
+        (obj,) = json.loads(d.cli("image", "inspect", image_id.decode(), input=b"").stdout)
         assert obj["RepoTags"] == [TAG]
         assert obj["RootFS"]["Layers"] == [str(inp.diff_id)]
-    p = cli(root, "import", inp.path, TAG)
-    assert p.returncode == 0, p.stderr.decode()
-    new_id = p.stdout.decode().strip()
-    assert cli(root, "images", "-q", "--no-trunc", TAG).stdout.decode().split() == [new_id]
-    p = cli(root, "system", "check")
+    new_id = d.cli("import", inp.path, TAG, input=b"").stdout.decode().strip()
+    assert d.cli("images", "-q", "--no-trunc", TAG, input=b"").stdout.decode().split() == [new_id]
+    p = d.cli("system", "check", input=b"", check=False)
     assert p.returncode == 0 and p.stdout.decode().endswith("ok: no problems\n"), p
-    with ImageService.open(root) as svc:
+    d.stop()
+    assert os.listdir(Store(str(d.root)).tmp) == []  # no spooled upload left
+    with ImageService.open(str(d.root)) as svc:
         assert check(svc).ok and svc.content.verify().clean
         assert svc.db.snapshots.incomplete() == [] and len(svc.db.snapshots.all()) == 1
     return len(ids)
 
 
-def _start(root: str, source: str) -> subprocess.Popen:
-    # niced, so that the polling parent sees each marker well before the import ends
-    return subprocess.Popen([*CLI, "--root", root, "import", source, TAG],
+def _start(d: Daemon, source: str) -> subprocess.Popen:
+    # niced (the daemon is not), so the CLI's upload is the slow side of the race
+    return subprocess.Popen([*CLI, "-H", d.host, "import", source, TAG],
                             stdin=subprocess.PIPE if source == "-" else subprocess.DEVNULL,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
                             preexec_fn=lambda: os.nice(10))
 
 
@@ -330,29 +327,55 @@ def _snapshot_made(store: Store):
     return lambda: os.path.isdir(store.snapshots) and any(n.isdigit() for n in os.listdir(store.snapshots))
 
 
+def _spooling(d: Daemon):
+    """True once the daemon holds an upload: its open file under tmp/ (anonymous: look in /proc)."""
+    tmp = str(Store(str(d.root)).tmp) + "/"
+
+    def spooling() -> bool:
+        try:
+            fds = os.listdir(f"/proc/{d.pid}/fd")
+        except OSError:
+            return False
+        for fd in fds:
+            try:
+                if os.readlink(f"/proc/{d.pid}/fd/{fd}").startswith(tmp):
+                    return True
+            except OSError:
+                pass
+        return False
+    return spooling
+
+
 def test_cli_import_killed_at_markers_and_random_times(tmp_path, inputs):
     kills = []
 
-    # 1. reading its stdin: the parent holds the stream at 40 % once the ingest started (the
-    #    child is blocked in read, so this point is exact)
+    # 1. the client dies mid-upload: the CLI streams its stdin, held at 40 % once the daemon spools
+    #    it; the daemon sees a cut body, records nothing and keeps serving
     for kind in ("tar", "tar.gz"):
         inp = inputs[kind]
-        store = Store(str(tmp_path / f"stdin-{kind}"))
-        proc = _start(store.root, "-")
-        with open(inp.path, "rb") as f:
-            data = f.read()
-        assert proc.stdin is not None
-        proc.stdin.write(data[:len(data) * 2 // 5])
-        proc.stdin.flush()
-        assert _wait_for(_ingesting(store), proc)
-        time.sleep(0.05)
-        assert _kill(proc), f"stdin {kind}: the import ended on its own"
-        kills.append(f"stdin {kind} at 40%")
-        assert cli_check_after_crash(store.root, inp) == 0
+        d = Daemon(tmp_path / f"stdin-{kind}").start()
+        try:
+            proc = _start(d, "-")
+            with open(inp.path, "rb") as f:
+                data = f.read()
+            assert proc.stdin is not None
+            proc.stdin.write(data[:len(data) * 2 // 5])
+            proc.stdin.flush()
+            assert _wait_for(_spooling(d), proc)
+            assert _kill(proc), f"stdin {kind}: the import ended on its own"
+            kills.append(f"client at 40% of {kind}")
+            deadline = time.monotonic() + 20
+            while _spooling(d)():  # the daemon drops the cut upload
+                assert time.monotonic() < deadline, "the daemon kept a cut upload"
+                time.sleep(0.01)
+            assert d.proc is not None and d.proc.poll() is None, "the daemon died with its client"
+            assert cli_check_after_crash(d, inp) == 0
+        finally:
+            d.stop()
 
-    # 2. the layer blob committed (config, manifest, unpack and record still to come), and
-    # 3. the snapshot directory made (the unpack under way); a marker seen too late (the import
-    #    already over) is tried again on a fresh store
+    # 2. the daemon dies once the layer blob is committed (config, manifest, unpack and record
+    #    still to come), and 3. once the snapshot directory is made (the unpack under way); a
+    #    marker seen too late (the import already over) is tried again on a fresh store
     markers = (("layer blob committed", "tar",
                 lambda store, inp: lambda: os.path.exists(store.blob(inp.blob))),
                ("snapshot directory made", "tar", lambda store, inp: _snapshot_made(store)),
@@ -360,28 +383,46 @@ def test_cli_import_killed_at_markers_and_random_times(tmp_path, inputs):
     for n, (what, kind, marker) in enumerate(markers):
         inp = inputs[kind]
         for attempt in range(3):
-            store = Store(str(tmp_path / f"marker{n}-{attempt}"))
-            proc = _start(store.root, inp.path)
-            assert _wait_for(marker(store, inp), proc)
-            killed = _kill(proc)
-            recorded = cli_check_after_crash(store.root, inp)
-            if killed:
+            d = Daemon(tmp_path / f"marker{n}-{attempt}").start()
+            try:
+                proc = _start(d, inp.path)
+                assert d.proc is not None
+                assert _wait_for(marker(Store(str(d.root)), inp), d.proc)
+                killed = d.proc.poll() is None
+                d.kill9()
+                proc.wait(timeout=20)
+                if killed and proc.returncode != 0:  # the CLI saw its daemon go
+                    assert proc.stderr is not None and proc.stderr.read(), what
+                recorded = cli_check_after_crash(d, inp)
+            finally:
+                if proc.stderr is not None:
+                    proc.stderr.close()
+                d.stop()
+            if killed and proc.returncode != 0:
                 assert recorded == 0, what
                 kills.append(what)
                 break
         else:
             pytest.fail(f"{what}: the import ended before the kill three times")
 
-    # 4. random delays once the ingest started (the import may also finish first)
+    # 4. the daemon killed after random delays once the ingest started (it may also finish first)
     rng = random.Random(13)
     for n in range(4):
         inp = inputs[("tar", "tar.gz")[n % 2]]
-        store = Store(str(tmp_path / f"delay{n}"))
-        proc = _start(store.root, inp.path)
-        _wait_for(_ingesting(store), proc)
-        time.sleep(rng.uniform(0.0, 0.1))
-        if _kill(proc):
-            kills.append(f"random delay {n}")
-        cli_check_after_crash(store.root, inp)
+        d = Daemon(tmp_path / f"delay{n}").start()
+        try:
+            proc = _start(d, inp.path)
+            assert d.proc is not None
+            _wait_for(_ingesting(Store(str(d.root))), d.proc)
+            time.sleep(rng.uniform(0.0, 0.1))
+            d.kill9()
+            proc.wait(timeout=20)
+            if proc.returncode != 0:
+                kills.append(f"random delay {n}")
+            cli_check_after_crash(d, inp)
+        finally:
+            if proc.stderr is not None:
+                proc.stderr.close()
+            d.stop()
 
     assert len(kills) >= 5, kills

@@ -389,9 +389,8 @@ def test_dockyard_reads_skopeo_layout(docker_archive, svc: ImageService, runtime
 
 # ---------------------------------------------------------------- the same through the CLI
 
-def dockyard_cli(root: Path, *args, timeout: float = 120) -> subprocess.CompletedProcess:
-    return run_cmd([Path(sys.executable).parent / "dockyard", "--root", root, *args],
-                   timeout=timeout)
+def dockyard_cli(host: str, *args, timeout: float = 120) -> subprocess.CompletedProcess:
+    return run_cmd([Path(sys.executable).parent / "dockyard", "-H", host, *args], timeout=timeout)
 
 
 @needs_skopeo
@@ -400,12 +399,14 @@ def test_cli_docker_to_dockyard_to_skopeo_to_docker(docker_archive, docker: Dock
                                                     tmp_path: Path, host_paths) -> None:
     """docker save -> ``dockyard load`` -> ``dockyard save --format oci`` -> skopeo reads the
     oci-archive and converts it to a docker-archive -> docker load -> docker run."""
+    from integration.daemon_util import running_daemon
+
     archive, docker_id, diff_ids = docker_archive
-    root = tmp_path / "cli-root"
-    out = dockyard_cli(root, "load", "-i", archive)
-    assert out.stdout == f"Loaded image: {FROM_DOCKER}\n", out
     oci = tmp_path / "from-dockyard.oci.tar"
-    dockyard_cli(root, "save", "--format", "oci", "-o", oci, FROM_DOCKER)
+    with running_daemon(tmp_path / "cli-daemon") as daemon:  # the CLI is the daemon's client
+        out = dockyard_cli(daemon.host, "load", "-i", archive)
+        assert out.stdout == f"Loaded image: {FROM_DOCKER}\n", out
+        dockyard_cli(daemon.host, "save", "--format", "oci", "-o", oci, FROM_DOCKER)
     config = json.loads(skopeo("inspect", "--config", f"oci-archive:{oci}").stdout)
     assert config["rootfs"]["diff_ids"] == diff_ids
     converted = tmp_path / "converted.tar"

@@ -80,7 +80,7 @@ class Routes:
 
 
 def make_app(svc: Services) -> web.Application:
-    from dockyard.api import events, images, system, volumes
+    from dockyard.api import containers, events, images, system, volumes
     from dockyard.api import container_files
 
     app = web.Application(middlewares=[errors_middleware, version_middleware],
@@ -92,4 +92,5 @@ def make_app(svc: Services) -> web.Application:
     volumes.register(routes)
     events.register(routes)
     container_files.register(routes)
+    containers.register(routes)
     return app

@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import ipaddress
 import json
+import os
 from dataclasses import dataclass
 
 from dockyard.errors import InvalidArgument
@@ -19,6 +20,7 @@ DEFAULT_ROOT = "/var/lib/dockyard"
 DEFAULT_EXEC_ROOT = "/run/dockyard"
 DEFAULT_CONFIG = "/etc/dockyard/daemon.json"
 LOG_LEVELS = ("debug", "info", "warn", "error", "fatal")
+DEFAULT_RUNTIME = "dockyard-runtime"
 
 
 @dataclass(frozen=True)
@@ -41,6 +43,8 @@ class DaemonConfig:
     listeners: tuple[Listener, ...] = ()
     log_level: str = "info"
     config_file: str = ""
+    runtime: str = DEFAULT_RUNTIME  # the default OCI runtime's name
+    runtimes: tuple[tuple[str, str], ...] = ()  # name -> executable (besides the built-in ones)
 
     @property
     def default_socket(self) -> str:
@@ -82,6 +86,10 @@ def _parser() -> argparse.ArgumentParser:
                    help="Address to listen on: unix:///path or tcp://127.0.0.1:PORT (repeatable)")
     p.add_argument("-l", "--log-level", choices=LOG_LEVELS, help="Logging level (default info)")
     p.add_argument("--config", help=f"Daemon config file (default {DEFAULT_CONFIG} if it exists)")
+    p.add_argument("--runtime", dest="default_runtime",
+                   help=f"Default OCI runtime for containers (default {DEFAULT_RUNTIME}; runc)")
+    p.add_argument("--add-runtime", action="append", dest="add_runtimes", default=[],
+                   metavar="NAME=PATH", help="Register an OCI runtime (repeatable)")
     return p
 
 
@@ -97,7 +105,7 @@ def _read_file(path: str, required: bool) -> dict:
         raise InvalidArgument(f"config file {path}: {e}") from None
     if not isinstance(data, dict):
         raise InvalidArgument(f"config file {path}: not a JSON object")
-    known = {"data-root", "exec-root", "hosts", "log-level"}
+    known = {"data-root", "exec-root", "hosts", "log-level", "default-runtime", "runtimes"}
     unknown = sorted(set(data) - known)
     if unknown:
         raise InvalidArgument(f"config file {path}: unknown keys: {', '.join(unknown)}")
@@ -114,6 +122,46 @@ def build_config(argv: list[str]) -> DaemonConfig:
     level = a.log_level or f.get("log-level") or "info"
     if level not in LOG_LEVELS:
         raise InvalidArgument(f"invalid log level {level!r}: use one of {', '.join(LOG_LEVELS)}")
+    runtimes: dict[str, str] = {}
+    for name, spec in (f.get("runtimes") or {}).items():
+        runtimes[name] = spec.get("path", "") if isinstance(spec, dict) else str(spec)
+    for text in a.add_runtimes:
+        name, eq, rpath = text.partition("=")
+        if not eq or not name or not rpath:
+            raise InvalidArgument(f"invalid --add-runtime {text!r}: use NAME=PATH")
+        runtimes[name] = rpath
+    for name, rpath in runtimes.items():
+        if not os.path.isabs(rpath):
+            raise InvalidArgument(f"runtime {name}: path {rpath!r} must be absolute")
+    runtime = a.default_runtime or f.get("default-runtime") or DEFAULT_RUNTIME
+    if runtime not in runtimes and runtime not in BUILTIN_RUNTIMES:
+        raise InvalidArgument(f"default runtime {runtime!r} is not known: use one of "
+                              f"{', '.join(sorted({*BUILTIN_RUNTIMES, *runtimes}))} or "
+                              "--add-runtime NAME=PATH")
     return DaemonConfig(root=a.root or f.get("data-root") or DEFAULT_ROOT, exec_root=exec_root,
                         listeners=tuple(parse_host(h) for h in hosts), log_level=level,
-                        config_file=path if f else "")
+                        config_file=path if f else "", runtime=runtime,
+                        runtimes=tuple(sorted(runtimes.items())))
+
+
+#: Runtimes known without configuration; their paths are found at start (``runtime_paths``).
+BUILTIN_RUNTIMES = ("dockyard-runtime", "runc")
+
+
+def runtime_paths(config: DaemonConfig) -> dict[str, str]:
+    """Every runtime's executable: dockyard-runtime next to this Python (the venv's launcher) or
+    on PATH, runc on PATH, then the configured ones."""
+    import shutil
+    import sys
+
+    out: dict[str, str] = {}
+    mine = os.path.join(os.path.dirname(sys.executable), "dockyard-runtime")
+    found = mine if os.access(mine, os.X_OK) else shutil.which("dockyard-runtime")
+    if found:
+        out["dockyard-runtime"] = found
+    runc = shutil.which("runc") or ("/usr/sbin/runc" if os.access("/usr/sbin/runc", os.X_OK)
+                                    else None)
+    if runc:
+        out["runc"] = runc
+    out.update(dict(config.runtimes))
+    return out

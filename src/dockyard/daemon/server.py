@@ -49,12 +49,18 @@ async def serve(config: DaemonConfig) -> None:
     from dockyard.api.app import make_app
     from dockyard.daemon.wiring import build
 
+    from dockyard.daemon.wiring import start_engine
+
     loop = asyncio.get_running_loop()
+    _become_subreaper()
     services = await loop.run_in_executor(None, build, config)
     runner: web.AppRunner | None = None
     paths: list[str] = []
     try:
-        runner = web.AppRunner(make_app(services), handle_signals=False, access_log=None)
+        await start_engine(services)
+        # streams (attach, logs -f, events, wait) end at shutdown; containers keep running
+        runner = web.AppRunner(make_app(services), handle_signals=False, access_log=None,
+                               shutdown_timeout=2.0)
         await runner.setup()
         for lst in config.listeners:
             if lst.kind == "unix":
@@ -78,7 +84,20 @@ async def serve(config: DaemonConfig) -> None:
                 pass
         if runner is not None:
             await runner.cleanup()
+        if services.containers is not None:
+            await services.containers.close()
         await loop.run_in_executor(None, services.close)
+
+
+def _become_subreaper() -> None:
+    """Container monitors (conmon) detach from their starter; with the daemon as subreaper an
+    exited monitor is the daemon's to reap (its pidfd reports the exit), not a zombie of PID 1."""
+    import ctypes
+
+    PR_SET_CHILD_SUBREAPER = 36
+    libc = ctypes.CDLL(None, use_errno=True)
+    if libc.prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) != 0:
+        log.warning("prctl(PR_SET_CHILD_SUBREAPER) failed: errno %d", ctypes.get_errno())
 
 
 def main(argv: list[str]) -> int:

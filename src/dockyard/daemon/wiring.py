@@ -35,6 +35,7 @@ class Services:
     worker: concurrent.futures.ThreadPoolExecutor
     started: float = 0.0
     events: EventBus = field(default_factory=EventBus)
+    containers: Any = None  # ContainerService, made on the event loop by ``start_engine``
 
     async def call(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
         """Run a blocking store operation on the store's thread."""
@@ -47,6 +48,29 @@ class Services:
             self.worker.submit(self.images.close).result()
         finally:
             self.worker.shutdown(wait=True)
+
+
+async def start_engine(services: Services) -> None:
+    """On the event loop: the container service, with every container re-adopted or its exit
+    recorded and restart policies applied."""
+    from dockyard.daemon.config import runtime_paths
+    from dockyard.engine.runtime_cmd import Runtime
+    from dockyard.engine.service import ContainerService
+    from dockyard.errors import InvalidArgument
+
+    config = services.config
+    paths = runtime_paths(config)
+    if config.runtime not in paths:
+        raise InvalidArgument(f"default runtime {config.runtime} is not installed")
+    runtimes = {name: Runtime(name=name, path=path, root=f"{config.exec_root}/runtimes/{name}")
+                for name, path in paths.items()}
+    svc = ContainerService(store=services.images.store, images=services.images,
+                           call=services.call, runtimes=runtimes, default_runtime=config.runtime,
+                           exit_dir=f"{config.exec_root}/exits", events=services.events,
+                           volumes=services.volumes)
+    services.containers = svc
+    await svc.load()
+    await services.call(services.volumes.sweep_mounts)
 
 
 def _open_images(root: str) -> ImageService:

@@ -286,6 +286,34 @@ def remove_bundle(svc: ImageService, bundle: Bundle, *, detach: bool = False) ->
     remove_tree(bundle.path)
 
 
+def mount_rootfs(svc: ImageService, image_id: str, bundle_dir: str) -> bool:
+    """Mount ``bundle_dir/rootfs`` (the image's layers + the bundle's upper) if it is not
+    mounted; True if it mounted now. The engine unmounts a container's rootfs while it is
+    stopped, as dockerd does, and mounts it again to start it."""
+    from dockyard.snapshot.apply import mounts_under
+
+    rootfs = f"{bundle_dir}/rootfs"
+    if rootfs in mounts_under(rootfs):
+        return False
+    chain = svc.unpack(svc.resolve(image_id)) or None
+    specs = svc.snapshotter.container_mounts(chain, f"{bundle_dir}/upper",  # type: ignore[attr-defined]
+                                             f"{bundle_dir}/work")
+    os.makedirs(rootfs, mode=0o755, exist_ok=True)
+    svc.snapshotter.mount(specs, rootfs)
+    return True
+
+
+def unmount_rootfs(svc: ImageService, bundle_dir: str) -> None:
+    """Unmount ``bundle_dir/rootfs`` (every mount stacked on it; lazily if busy)."""
+    from dockyard.snapshot.apply import mounts_under
+
+    rootfs = f"{bundle_dir}/rootfs"
+    for _ in range(8):
+        if rootfs not in mounts_under(rootfs):
+            return
+        svc.snapshotter.unmount(rootfs, detach=True)
+
+
 def _remove_contents(path: str, whole: bool) -> None:
     from dockyard.snapshot.fsutil import remove_tree
 

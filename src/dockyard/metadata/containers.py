@@ -1,4 +1,4 @@
-"""``ContainerRepo``: the minimal container rows rmi needs; the engine issue extends it."""
+"""``ContainerRepo``: container rows; ``state`` is the engine's JSON document (engine/container.py)."""
 
 from __future__ import annotations
 
@@ -55,6 +55,24 @@ class ContainerRepo:
 
     def all(self) -> list[ContainerRecord]:
         return [_rec(r) for r in self._db._query(f"SELECT {_COLS} FROM containers ORDER BY created")]
+
+    def set_document(self, id: str, state: str) -> None:
+        """Replace the engine's JSON document of the container."""
+        with self._db.transaction():
+            if self._db._exec("UPDATE containers SET state = ? WHERE id = ?",
+                              (state, id)).rowcount == 0:
+                raise NotFound(f"no such container: {id}")
+
+    def rename(self, id: str, name: str) -> None:
+        if not isinstance(name, str) or not name or not name.isprintable():
+            raise InvalidArgument(f"invalid container name {name!r}")
+        with self._db.transaction():
+            try:
+                n = self._db._exec("UPDATE containers SET name = ? WHERE id = ?", (name, id)).rowcount
+            except sqlite3.IntegrityError:
+                raise AlreadyExists(f"container name {name!r} is already in use") from None
+            if n == 0:
+                raise NotFound(f"no such container: {id}")
 
     def delete(self, id: str) -> None:
         with self._db.transaction():

@@ -1,0 +1,465 @@
+"""``ContainerService``: the containers of one daemon — create, remove, rename, find, and loading
+(re-adopting) them when the daemon starts. Lifecycle (start/stop/kill/exit/restart) is in
+``engine/lifecycle.py``, the Docker-shaped views in ``engine/views.py``.
+
+Threads: the service lives on the event loop. Everything that touches SQLite or the image store
+runs on the store thread through ``call`` (DESIGN: one writer); runtime and monitor processes are
+asyncio subprocesses.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+
+from dockyard.engine.container import Container
+from dockyard.engine.lifecycle import Lifecycle
+from dockyard.engine.model import State
+from dockyard.errors import AlreadyExists, Conflict, DockyardError, InvalidArgument, NotFound
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Awaitable, Callable
+    from typing import Any
+
+    from dockyard.engine.events import EventBus
+    from dockyard.engine.runtime_cmd import Runtime
+    from dockyard.image.service import ImageService
+    from dockyard.store import Store
+
+log = logging.getLogger("dockyard.engine")
+
+
+class ContainerService(Lifecycle):
+    def __init__(self, *, store: Store, images: ImageService, call: Callable[..., Awaitable[Any]],
+                 runtimes: dict[str, Runtime], default_runtime: str, exit_dir: str,
+                 events: EventBus | None = None, volumes: Any = None) -> None:
+        self.store = store
+        self.images = images
+        self.call = call
+        self.runtimes = runtimes
+        self.default_runtime = default_runtime
+        self.exit_dir = exit_dir
+        self.events = events
+        self.volumes = volumes
+        self.containers: dict[str, Container] = {}
+        self._names: dict[str, str] = {}  # name -> id, includes names reserved by creates
+        self._closing = False
+        os.makedirs(exit_dir, mode=0o700, exist_ok=True)
+        for rt in runtimes.values():
+            os.makedirs(rt.root, mode=0o700, exist_ok=True)
+
+    # ------------------------------------------------------------ lookup
+
+    def get(self, ref: str) -> Container:
+        """By full id, name (with or without '/'), or unique id prefix — Docker's order."""
+        if not ref:
+            raise NotFound("No such container: ")
+        c = self.containers.get(ref)
+        if c is not None:
+            return c
+        cid = self._names.get(ref.lstrip("/"))
+        if cid is not None and cid in self.containers:
+            return self.containers[cid]
+        matches = [c for cid, c in self.containers.items() if cid.startswith(ref)]
+        if len(matches) == 1:
+            return matches[0]
+        if len(matches) > 1:
+            raise InvalidArgument(f"multiple IDs found with provided prefix: {ref}")
+        raise NotFound(f"No such container: {ref}")
+
+    def all(self) -> list[Container]:
+        return sorted(self.containers.values(), key=lambda c: c.created, reverse=True)
+
+    def publish(self, c: Container, action: str, **extra: str) -> None:
+        if self.events is None:
+            return
+        attrs = {"image": c.image_name, "name": c.name}
+        attrs.update({k: v for k, v in c.req.labels})
+        attrs.update(extra)
+        self.events.publish("container", action, c.id, attrs)
+
+    async def persist(self, c: Container) -> None:
+        await self.call(self.images.db.containers.set_document, c.id, c.document())
+
+    # ------------------------------------------------------------ create
+
+    async def create(self, body: bytes | dict, *, name: str = "") -> tuple[Container, list[str]]:
+        """A new container from a ``POST /containers/create`` body; ``(container, warnings)``."""
+        from dockyard.engine.create_request import parse_create
+        from dockyard.engine.names import generate_name, new_id
+
+        req = parse_create(body, name=name)
+        request = body if isinstance(body, dict) else _loads_body(body)
+        cid = new_id()
+        name = req.name or generate_name(self._names)
+        if name in self._names:
+            raise Conflict(f'Conflict. The container name "/{name}" is already in use by container '
+                           f'"{self._names[name]}". You have to remove (or rename) that container '
+                           "to be able to reuse that name.")
+        self._names[name] = cid  # reserved while the create runs
+        rt_name = self.default_runtime
+        try:
+            made = await self.call(self._create_on_store, req, cid, name, request, rt_name)
+        except BaseException:
+            self._names.pop(name, None)
+            raise
+        c: Container = made
+        self.containers[cid] = c
+        self.publish(c, "create")
+        warnings: list[str] = []
+        return c, warnings
+
+    def _create_on_store(self, req: Any, cid: str, name: str, request: dict,
+                         rt_name: str) -> Container:
+        """On the store thread: image, volumes, bundle, row; undone on any failure."""
+        from dockyard.engine.mounts import spec_mounts
+        from dockyard.engine.views import merged_config
+        from dockyard.image.bundle import create_bundle, remove_bundle
+        from dockyard.record import replace
+
+        try:
+            image = self.images.resolve(req.image)
+        except NotFound:
+            raise NotFound(f"No such image: {req.image}") from None
+        image_config = self.images.config(image)
+        volume_dirs, anonymous = self._prepare_volumes(req, cid)
+        bundle = None
+        try:
+            opts = replace(req.run, mounts=spec_mounts(req.mounts, volume_dirs))
+            bundle = create_bundle(self.images, str(image.id), self.store.container(cid),
+                                   container_id=cid, opts=opts)
+            names = self._volume_names(req, anonymous, volume_dirs)
+            nocopy = {m.destination for m in req.mounts if m.kind == "volume" and m.nocopy}
+            for dest, vol in names.items():
+                self.volumes.copy_up(vol, bundle.rootfs, dest, nocopy=dest in nocopy)
+            spec = _read_spec(bundle.path)
+            args = list(spec["process"]["args"])
+            config = merged_config(req, image_config, hostname=spec.get("hostname", ""))
+            c = Container(id=cid, name=name, created=time.time(), image_id=str(image.id),
+                          image_name=req.image, request=request, req=req, config=config,
+                          host_config=req.host_config, path=args[0], args=args[1:],
+                          stop_signal=bundle.stop_signal, state=State(), runtime=rt_name,
+                          volumes=volume_dirs, anonymous_volumes=anonymous)
+            self.images.db.containers.add(cid, name, image.id, state=c.document(),
+                                          created=c.created)
+            for dest, vol in names.items():
+                self.volumes.repo.attach(cid, vol, dest)
+            return c
+        except BaseException:
+            if bundle is not None:
+                try:
+                    remove_bundle(self.images, bundle, detach=True)
+                except Exception:  # noqa: BLE001 - the original error matters more
+                    log.exception("create %s: cleaning up the bundle failed", cid)
+            try:
+                self.images.db.containers.delete(cid)
+            except NotFound:
+                pass
+            self._release_volumes(volume_dirs, req, anonymous, cid)
+            raise
+
+    def _release_volumes(self, dirs: dict[str, str], req: Any, anonymous: list[str],
+                         cid: str) -> None:
+        if self.volumes is None or not dirs:
+            return
+        for dest, name in self._volume_names(req, anonymous, dirs).items():
+            try:
+                self.volumes.unmount_if_unused(name, cid)
+            except DockyardError:
+                log.exception("create %s: releasing volume %s failed", cid, name)
+        self.volumes.remove_anonymous(anonymous)
+
+    def _prepare_volumes(self, req: Any, cid: str) -> tuple[dict[str, str], list[str]]:
+        """Host directories for the request's volume mounts (destination → dir); anonymous
+        volumes are created here. Needs the volume service; none configured: volumes refused."""
+        dirs: dict[str, str] = {}
+        anonymous: list[str] = []
+        wanted = [m for m in req.mounts if m.kind == "volume"]
+        if not wanted:
+            return dirs, anonymous
+        if self.volumes is None:
+            raise InvalidArgument("volumes are not available in this daemon")
+        try:
+            for m in wanted:
+                if m.source:
+                    vol = self.volumes.create(m.source, labels=m.labels,
+                                              options=m.driver_options)
+                else:
+                    vol = self.volumes.create("", anonymous=True)
+                    anonymous.append(vol.name)
+                dirs[m.destination] = self.volumes.mount_for_container(vol.name, cid)
+        except BaseException:
+            self._release_volumes(dirs, req, anonymous, cid)
+            raise
+        return dirs, anonymous
+
+    def _volume_names(self, req: Any, anonymous: list[str], dirs: dict[str, str]) -> dict[str, str]:
+        out: dict[str, str] = {}
+        anon = iter(anonymous)
+        for m in req.mounts:
+            if m.kind == "volume" and m.destination in dirs:
+                out[m.destination] = m.source or next(anon)
+        return out
+
+    # ------------------------------------------------------------ remove, rename
+
+    async def remove(self, ref: str, *, force: bool = False, volumes: bool = False) -> None:
+        c = self.get(ref)
+        async with c.lock:
+            if c.state.running or c.state.status == "restarting":
+                if not force:
+                    raise Conflict(f"You cannot remove a {_running_word(c)} container {c.id}. "
+                                   "Stop the container before attempting removal or force remove")
+                await self._kill_and_wait(c)
+            self.cancel_restart(c)
+            if c.state.status == "removing":
+                raise Conflict(f"removal of container {c.name} is already in progress")
+            previous = c.state
+            c.state = c.state.to("removing")
+            try:
+                await self.call(self._remove_on_store, c, volumes)
+            except BaseException:
+                c.state = previous
+                raise
+            self.containers.pop(c.id, None)
+            if self._names.get(c.name) == c.id:
+                del self._names[c.name]
+        self.publish(c, "destroy")
+        c.resolve_waiters(c.removed_waiters, c.state.exit_code)
+
+    def _remove_on_store(self, c: Container, volumes: bool) -> None:
+        from dockyard.image.bundle import Bundle, remove_bundle
+
+        path = self.store.container(c.id)
+        if os.path.isdir(path):
+            b = Bundle(path=path, id=c.id, image_id=c.image_id, rootfs=f"{path}/rootfs",
+                       upper=f"{path}/upper", work=f"{path}/work", stop_signal=c.stop_signal)
+            remove_bundle(self.images, b, detach=True)
+        mounted = self.volumes.repo.mounts_of(c.id) if self.volumes is not None else []
+        anonymous = self.volumes.anonymous_of(c.id) if self.volumes is not None else []
+        try:
+            self.images.db.containers.delete(c.id)
+        except NotFound:
+            pass
+        if self.volumes is not None:
+            for name, _ in mounted:
+                self.volumes.unmount_if_unused(name, c.id)
+            if volumes:
+                self.volumes.remove_anonymous(anonymous)
+
+    async def rename(self, ref: str, new_name: str) -> None:
+        from dockyard.engine.create_request import validate_name
+
+        c = self.get(ref)
+        new = validate_name(new_name) if new_name else ""
+        if not new:
+            raise InvalidArgument("Neither old nor new names may be empty")
+        if new == c.name:
+            raise Conflict(f"Renaming a container with the same name as its current name")
+        if new in self._names:
+            raise Conflict(f'Conflict. The container name "/{new}" is already in use by container '
+                           f'"{self._names[new]}". You have to remove (or rename) that container '
+                           "to be able to reuse that name.")
+        old = c.name
+        self._names[new] = c.id
+        try:
+            await self.call(self.images.db.containers.rename, c.id, new)
+        except BaseException:
+            del self._names[new]
+            raise
+        del self._names[old]
+        c.name = new
+        self.publish(c, "rename", oldName=f"/{old}")
+
+    # ------------------------------------------------------------ update, prune
+
+    async def update(self, ref: str, data: dict) -> list[str]:
+        """``POST /containers/{id}/update``: resources and the restart policy, applied to a
+        running container through the runtime and kept for its next starts."""
+        from dockyard.engine import runtime_cmd
+        from dockyard.engine.create_request import parse_create
+        from dockyard.leanjson import dumps
+        from dockyard.oci.spec_builder import resources
+
+        c = self.get(ref)
+        request = dict(c.request)
+        host = dict(request.get("HostConfig") or {})
+        for key, value in data.items():
+            if key not in UPDATABLE:
+                raise InvalidArgument(f"update container {c.name}: {key} cannot be updated")
+            host[key] = value
+        request["HostConfig"] = host
+        async with c.lock:
+            req = parse_create(request, name=c.name)
+            if c.req.auto_remove and req.restart.name not in ("", "no"):
+                raise InvalidArgument("Restart policy cannot be updated because AutoRemove is "
+                                      "enabled for the container")
+            if c.state.running and set(data) - {"RestartPolicy"}:
+                res = resources(req.run)
+                await runtime_cmd.update(self.runtimes[c.runtime], c.id, dumps(res).encode())
+            c.request, c.req, c.host_config = request, req, req.host_config
+            await self.persist(c)
+        self.publish(c, "update")
+        return []
+
+    async def prune(self, filters: dict[str, list[str]]) -> tuple[list[str], int]:
+        """``POST /containers/prune``: every stopped container (``until``, ``label`` filters)."""
+        from dockyard.engine.logs import parse_time_filter
+        from dockyard.snapshot.fsutil import disk_usage
+
+        for key in filters:
+            if key not in ("until", "label", "label!"):
+                raise InvalidArgument(f"invalid filter '{key}'")
+        now = time.time()
+        until = [parse_time_filter(u, now) for u in filters.get("until", ())]
+        deleted: list[str] = []
+        space = 0
+        for c in list(self.containers.values()):
+            if c.state.running or c.state.status in ("restarting", "removing"):
+                continue
+            if until and not all(c.created < u for u in until):
+                continue
+            labels = c.config.get("Labels") or {}
+            if not _labels_ok(labels, filters.get("label", ()), filters.get("label!", ())):
+                continue
+            try:
+                size = disk_usage(f"{self.store.container(c.id)}/upper")
+            except OSError:
+                size = 0
+            try:
+                await self.remove(c.id)
+            except DockyardError as e:
+                log.error("prune: removing container %s failed: %s", c.id, e)
+                continue
+            deleted.append(c.id)
+            space += size
+        return deleted, space
+
+    # ------------------------------------------------------------ health checks
+
+    def start_health(self, c: Container) -> None:
+        """Start the container's health monitor (image HEALTHCHECK merged with --health-*)."""
+        import asyncio
+
+        from dockyard.engine.health import Health, HealthConfig, HealthMonitor
+
+        cfg = HealthConfig.from_docker_json(c.config.get("Healthcheck"))
+        if cfg is None or not cfg.enabled:
+            return
+
+        async def run_check(cmd: list[str], timeout: float) -> tuple[int, str]:
+            return await self.exec_probe(c, cmd, timeout)
+
+        def on_change(health: Health, event: str | None) -> None:
+            c.health = health.to_docker_json()
+            asyncio.get_running_loop().create_task(self._persist_quietly(c))
+            if event:
+                self.publish(c, event)
+
+        initial = Health.from_docker_json(c.health) if c.health else None
+        m = HealthMonitor(cfg, run_check, on_change, shell=tuple(c.config.get("Shell") or ()),
+                          started_at=c.state.started_at, initial=initial)
+        c.health_monitor = m
+        m.start()
+        if m.health is not None:
+            c.health = m.health.to_docker_json()
+
+    async def _persist_quietly(self, c: Container) -> None:
+        if c.id not in self.containers:
+            return
+        try:
+            await self.persist(c)
+        except DockyardError as e:
+            log.error("container %s: saving its health failed: %s", c.id, e)
+
+    async def exec_probe(self, c: Container, cmd: list[str], timeout: float) -> tuple[int, str]:
+        """Run ``cmd`` in the container (the runtime's exec), output capped; killed at
+        ``timeout`` (then the check counts as failed)."""
+        import asyncio
+
+        rt = self.runtimes[c.runtime]
+        proc = await asyncio.create_subprocess_exec(
+            *rt.argv("exec", c.id, *cmd), stdin=asyncio.subprocess.DEVNULL,
+            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT)
+        try:
+            out, _ = await asyncio.wait_for(proc.communicate(), timeout)
+        except asyncio.TimeoutError:
+            proc.kill()
+            await proc.wait()
+            raise
+        return proc.returncode if proc.returncode is not None else -1, \
+            out[:4096].decode(errors="replace")
+
+    # ------------------------------------------------------------ daemon start
+
+    async def load(self) -> None:
+        """Read every container row; re-adopt running ones whose monitor lives, record the exit
+        of those that ended while the daemon was away, then apply restart policies."""
+        from dockyard.engine.create_request import parse_create
+
+        rows = await self.call(self.images.db.containers.all)
+        for row in rows:
+            try:
+                c = Container.from_document(id=row.id, name=row.name, created=row.created,
+                                            image_id=str(row.image_id), text=row.state,
+                                            parse=parse_create)
+            except (DockyardError, ValueError, KeyError) as e:
+                log.error("container %s (%s): unreadable record, skipped: %s", row.id, row.name, e)
+                continue
+            if c.runtime not in self.runtimes:
+                c.runtime = self.default_runtime
+            self.containers[c.id] = c
+            self._names[c.name] = c.id
+        for c in list(self.containers.values()):
+            try:
+                await self.adopt(c)
+            except DockyardError as e:
+                log.error("container %s: re-adopting failed: %s", c.id, e)
+        for c in list(self.containers.values()):
+            await self.restart_on_daemon_start(c)
+
+
+#: HostConfig fields ``docker update`` may change.
+UPDATABLE = frozenset((
+    "CpuShares", "Memory", "CgroupParent", "BlkioWeight", "CpuPeriod", "CpuQuota",
+    "CpuRealtimePeriod", "CpuRealtimeRuntime", "CpusetCpus", "CpusetMems", "MemoryReservation",
+    "MemorySwap", "KernelMemory", "NanoCpus", "PidsLimit", "RestartPolicy", "BlkioWeightDevice",
+    "BlkioDeviceReadBps", "BlkioDeviceWriteBps", "BlkioDeviceReadIOps", "BlkioDeviceWriteIOps",
+    "Devices", "DeviceCgroupRules", "DeviceRequests", "MemorySwappiness", "OomKillDisable",
+    "Ulimits", "CpuCount", "CpuPercent", "IOMaximumIOps", "IOMaximumBandwidth"))
+
+
+def _labels_ok(labels: dict, want: tuple[str, ...] | list[str], unwanted: tuple[str, ...] |
+               list[str]) -> bool:
+    def has(spec: str) -> bool:
+        key, eq, value = spec.partition("=")
+        return key in labels and (not eq or labels[key] == value)
+    return all(has(w) for w in want) and not any(has(u) for u in unwanted)
+
+
+def _running_word(c: Container) -> str:
+    return {"paused": "paused", "restarting": "restarting"}.get(c.state.status, "running")
+
+
+def _loads_body(body: bytes) -> dict:
+    from dockyard.leanjson import loads
+
+    try:
+        d = loads(body.decode() if body else "{}")
+    except (ValueError, UnicodeDecodeError) as e:
+        raise InvalidArgument(f"invalid JSON in the request body: {e}") from None
+    if not isinstance(d, dict):
+        raise InvalidArgument("invalid JSON in the request body: expected an object")
+    return d
+
+
+def _read_spec(bundle: str) -> dict:
+    from dockyard.leanjson import loads
+
+    with open(f"{bundle}/config.json", "rb") as f:
+        return loads(f.read())
+
+
+__all__ = ["AlreadyExists", "ContainerService"]
