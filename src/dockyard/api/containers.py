@@ -65,7 +65,8 @@ def _mounts(svc: ContainerService, c: Container) -> list[dict]:
 async def create(request: web.Request) -> web.Response:
     svc = _svc(request)
     body = await request.read()
-    c, warnings = await svc.create(body, name=request.query.get("name", ""))
+    c, warnings = await svc.create(body, name=request.query.get("name", ""),
+                                   api_version=api_version(request))
     return json_response({"Id": c.id, "Warnings": warnings}, status=201)
 
 
@@ -364,18 +365,25 @@ async def stats(request: web.Request) -> web.StreamResponse:
     stream = qbool(request, "stream", True)
     one_shot = qbool(request, "one-shot")
 
-    def locate() -> st.CgroupLocation | None:
-        return st.locate(c.id) if c.state.running else None
+    where = st.locate(c.id) if c.state.running else None
 
+    def locate() -> st.CgroupLocation | None:
+        return where if c.state.running else None
+
+    frames = st.stats_stream(locate, id=c.id, name=c.name,
+                             pid_of=lambda: c.state.pid if c.state.running else None,
+                             stream=stream, one_shot=one_shot,
+                             networks=c.req.network_mode != "host")
     resp = web.StreamResponse(status=200, headers={"Content-Type": "application/json"})
     await resp.prepare(request)
-    async for obj in st.stats_stream(locate, id=c.id, name=c.name,
-                                     pid_of=lambda: c.state.pid if c.state.running else None,
-                                     stream=stream, one_shot=one_shot):
-        await resp.write(dumps(obj).encode() + b"\n")
-        if not stream:
-            break
-    await resp.write_eof()
+    try:
+        async for obj in frames:
+            await resp.write(dumps(obj).encode() + b"\n")
+            if not stream:
+                break
+        await resp.write_eof()
+    except ConnectionError:
+        pass  # the client stopped reading (docker stats exits)
     return resp
 
 

@@ -152,11 +152,12 @@ class Lifecycle:
                              finished_at=0.0 if c.state.status == "created" else
                              c.state.finished_at, exit_code=0, error="", oom_killed=False,
                              manually_stopped=False)
+        self._start_health(c)
+        self._start_log_rotation(c)
         if c.watch.fired:  # the monitor exited while the start finished: the exit counts
             self._monitor_exited(c)
         await self.persist(c)  # type: ignore[attr-defined]
         self.publish(c, "start")  # type: ignore[attr-defined]
-        self._start_health(c)
 
     async def _start_failed(self, c: Container, message: str) -> None:
         """Undo a start: runtime state, rootfs mount; the container is exited with dockerd's
@@ -410,6 +411,7 @@ class Lifecycle:
             if monitor_alive(c.state.monitor_pid, c.id):
                 c.watch = Watch(c.state.monitor_pid, lambda: self._monitor_exited(c))
                 self._start_health(c)
+                self._start_log_rotation(c)
                 return
             await self._handle_exit(c, from_adopt=True)
         elif c.state.status == "restarting":
@@ -463,10 +465,30 @@ class Lifecycle:
             start(c)
 
     async def _stop_health(self, c: Container) -> None:
+        """Stop the checks; the last health stays (Docker shows it for a stopped container)."""
+        task = getattr(c, "log_task", None)
+        if task is not None:
+            task.cancel()
+            c.log_task = None  # type: ignore[attr-defined]
         m = c.health_monitor
         c.health_monitor = None
         if m is not None:
-            await m.stop()
+            final = await m.stop()
+            if final is not None:
+                c.health = final.to_docker_json()
+
+    def _start_log_rotation(self, c: Container) -> None:
+        """Rotate the container's log while it runs (conmon 2.1 only truncates): rename
+        ctr.log → ctr.log.1 … and have conmon reopen, checked every second."""
+        from dockyard.engine.logrotate import LogOptions, watch
+
+        log_cfg = c.req.log
+        if log_cfg.type == "none" or log_cfg.max_size <= 0:
+            return
+        paths = self.paths(c)
+        opts = LogOptions(max_size=log_cfg.max_size, max_file=max(log_cfg.max_file, 1))
+        c.log_task = asyncio.get_running_loop().create_task(  # type: ignore[attr-defined]
+            watch(paths.log, opts, paths.ctl, lambda: c.state.running))
 
 
 def _oom_killed(cid: str, cgroup_root: str = "/sys/fs/cgroup") -> bool:

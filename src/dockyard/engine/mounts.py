@@ -60,6 +60,8 @@ def docker_mounts(requests: Sequence[MountRequest], volume_dirs: Mapping[str, st
     """``Mounts`` of ``docker inspect`` / ``docker ps``."""
     out: list[dict] = []
     for m in requests:
+        if m.kind == "tmpfs" and m.origin == "tmpfs":
+            continue  # --tmpfs mounts are not listed by docker inspect; --mount type=tmpfs are
         if m.kind == "tmpfs":
             out.append({"Type": "tmpfs", "Source": "", "Destination": m.destination,
                         "Mode": m.mode, "RW": not m.read_only, "Propagation": ""})

@@ -85,12 +85,13 @@ class ContainerService(Lifecycle):
 
     # ------------------------------------------------------------ create
 
-    async def create(self, body: bytes | dict, *, name: str = "") -> tuple[Container, list[str]]:
+    async def create(self, body: bytes | dict, *, name: str = "",
+                     api_version: str = "1.45") -> tuple[Container, list[str]]:
         """A new container from a ``POST /containers/create`` body; ``(container, warnings)``."""
         from dockyard.engine.create_request import parse_create
         from dockyard.engine.names import generate_name, new_id
 
-        req = parse_create(body, name=name)
+        req = parse_create(body, name=name, api_version=api_version)
         request = body if isinstance(body, dict) else _loads_body(body)
         cid = new_id()
         name = req.name or generate_name(self._names)
@@ -108,8 +109,7 @@ class ContainerService(Lifecycle):
         c: Container = made
         self.containers[cid] = c
         self.publish(c, "create")
-        warnings: list[str] = []
-        return c, warnings
+        return c, list(req.warnings)
 
     def _create_on_store(self, req: Any, cid: str, name: str, request: dict,
                          rt_name: str) -> Container:
@@ -128,6 +128,8 @@ class ContainerService(Lifecycle):
         bundle = None
         try:
             opts = replace(req.run, mounts=spec_mounts(req.mounts, volume_dirs))
+            if req.init:
+                opts = with_init(opts, image_config)
             bundle = create_bundle(self.images, str(image.id), self.store.container(cid),
                                    container_id=cid, opts=opts)
             names = self._volume_names(req, anonymous, volume_dirs)
@@ -437,6 +439,28 @@ def _labels_ok(labels: dict, want: tuple[str, ...] | list[str], unwanted: tuple[
         key, eq, value = spec.partition("=")
         return key in labels and (not eq or labels[key] == value)
     return all(has(w) for w in want) and not any(has(u) for u in unwanted)
+
+
+#: ``--init``: tini (Debian's tini-static, which docker.io also installs as docker-init), bound
+#: read-only into the container at docker's path and run as the process's parent.
+INIT_BINARIES = ("/usr/bin/docker-init", "/usr/bin/tini-static")
+INIT_PATH = "/sbin/docker-init"
+
+
+def with_init(opts: Any, image_config: Any) -> Any:
+    from dockyard.oci.runtime_spec import Mount
+    from dockyard.oci.spec_builder import process_args
+    from dockyard.record import replace
+
+    binary = next((b for b in INIT_BINARIES if os.access(b, os.X_OK)), None)
+    if binary is None:
+        raise InvalidArgument("--init: no init binary found (install tini: "
+                              f"{' or '.join(INIT_BINARIES)})")
+    args = process_args(image_config, opts)
+    mount = Mount(destination=INIT_PATH, type="bind", source=os.path.realpath(binary),
+                  options=("bind", "ro"))
+    return replace(opts, entrypoint=(INIT_PATH, "--", *args), cmd=(),
+                   mounts=(*opts.mounts, mount))
 
 
 def _running_word(c: Container) -> str:
