@@ -26,6 +26,7 @@ import types
 from pathlib import Path
 
 import pytest
+from daemon_util import Daemon, daemon_fixture
 
 from helpers import unique_id
 
@@ -371,3 +372,58 @@ def test_docker_diff_export_and_commit(api: ApiServer, svc: ImageService, box: B
     assert "FROM_CLI=1" in cfg.config.env and cfg.comment == "via the CLI"
     r = api.docker("commit", "c2", check=False)
     assert r.returncode != 0 and b"No such container: c2" in r.stderr
+
+
+# ---------------------------------------------------------------------------------- a real daemon
+
+daemon = daemon_fixture()
+
+
+@pytest.fixture
+def d(daemon: Daemon):
+    """The module daemon, skipping until the container service serves ``files_view``; the
+    test's containers are removed afterwards."""
+    if shutil.which("docker") is None or shutil.which("conmon") is None:
+        pytest.skip("needs the docker CLI and conmon")
+    code, _, body = daemon.request("GET", "/containers/none/changes")
+    if code == 501:
+        pytest.skip(f"the daemon has no container files view yet: {body[:200]!r}")
+    yield daemon
+    left = daemon.docker("ps", "-aq").stdout.split()
+    if left:
+        daemon.docker("rm", "-f", *left, check=False)
+
+
+def test_daemon_cp_diff_export_commit_of_a_stopped_container(d: Daemon, tmp_path: Path,
+                                                             host_dir: Path) -> None:
+    d.docker("run", "--name", "files1", "busybox", "sh", "-c",
+             f"echo hi > /hello && rm /bin/ls && ln -s {host_dir} /esc")
+    diff = d.docker("diff", "files1").stdout.splitlines()
+    assert {"A /hello", "C /bin", "D /bin/ls", "A /esc"} <= set(diff)
+    out = d.docker("cp", "files1:/hello", "-", input=b"").stdout
+    assert tarfile.open(fileobj=io.BytesIO(out)).extractfile("hello").read() == b"hi\n"  # type: ignore[union-attr]
+    (tmp_path / "in.txt").write_text("in\n")
+    d.docker("cp", str(tmp_path / "in.txt"), "files1:/tmp/")
+    d.docker("cp", "files1:/tmp/in.txt", str(tmp_path / "back.txt"))
+    assert (tmp_path / "back.txt").read_text() == "in\n"
+    assert d.docker("cp", "files1:/esc/secret", str(tmp_path / "stolen"), check=False).returncode
+    assert d.docker("cp", str(tmp_path / "in.txt"), "files1:/esc/", check=False).returncode
+    assert not (tmp_path / "stolen").exists() and os.listdir(host_dir) == ["secret"]
+    d.docker("export", "-o", str(tmp_path / "fs.tar"), "files1")
+    names = tarfile.open(tmp_path / "fs.tar").getnames()
+    assert "hello" in names and "tmp/in.txt" in names and "bin/ls" not in names
+    d.docker("commit", "-c", "CMD cat /hello", "files1", "files-commit:v1")
+    assert d.docker("run", "--rm", "files-commit:v1").stdout == "hi\n"
+    d.docker("rmi", "files-commit:v1")
+
+
+def test_daemon_cp_into_a_running_container_and_commit_it(d: Daemon, tmp_path: Path) -> None:
+    d.docker("run", "-d", "--name", "files2", "busybox", "sleep", "600")
+    (tmp_path / "conf").write_text("k=v\n")
+    d.docker("cp", str(tmp_path / "conf"), "files2:/etc/app.conf")
+    assert "A /etc/app.conf" in d.docker("diff", "files2").stdout.splitlines()
+    d.docker("commit", "files2", "files-commit:v2")
+    assert d.docker("run", "--rm", "files-commit:v2", "cat", "/etc/app.conf").stdout == "k=v\n"
+    assert d.docker("inspect", "--format", "{{.State.Status}}", "files2").stdout.strip() == "running"
+    d.docker("rm", "-f", "files2")
+    d.docker("rmi", "files-commit:v2")

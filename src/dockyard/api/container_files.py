@@ -43,15 +43,21 @@ def _bool(text: str | None) -> bool:
 
 
 def _view(request: web.Request, name: str, *, pause: bool | None = None) -> Any:
-    """The container's files view. ``pause`` (``docker commit``'s default) is passed on when the
-    container service's ``files_view`` takes it: a frozen container cannot swap files under the
-    layer writer while it walks the upper dir."""
+    """The container's files view: the container service's own ``files_view`` if it has one,
+    else ``engine.files_view`` over it. ``pause`` (``docker commit``'s default) is passed on
+    when taken: a frozen container cannot swap files under the layer writer."""
     containers = getattr(services(request), "containers", None)
-    if containers is None:
-        raise NotImplemented("containers are not available in this daemon")
-    if pause is not None and "pause" in inspect.signature(containers.files_view).parameters:
-        return containers.files_view(name, pause=pause)
-    return containers.files_view(name)
+    own = getattr(containers, "files_view", None)
+    if own is not None:
+        if pause is not None and "pause" in inspect.signature(own).parameters:
+            return own(name, pause=pause)
+        return own(name)
+    if containers is None or not hasattr(containers, "get"):
+        raise NotImplemented("container files (cp, diff, export, commit) are not available in "
+                             "this daemon")
+    from dockyard.engine.files_view import files_view
+
+    return files_view(containers, name, pause=bool(pause))
 
 
 def _path(request: web.Request) -> str:
