@@ -415,6 +415,25 @@ def test_daemon_cp_diff_export_commit_of_a_stopped_container(d: Daemon, tmp_path
     d.docker("commit", "-c", "CMD cat /hello", "files1", "files-commit:v1")
     assert d.docker("run", "--rm", "files-commit:v1").stdout == "hi\n"
     d.docker("rmi", "files-commit:v1")
+    # the stopped container's rootfs was mounted for each of these, and is not any more
+    cid = d.docker("inspect", "--format", "{{.Id}}", "files1").stdout.strip()
+    assert mounts_under(str(d.root / "containers" / cid)) == []
+
+
+def test_daemon_read_only_rootfs_and_archive_owners(d: Daemon, tmp_path: Path) -> None:
+    (tmp_path / "f").write_text("x")
+    d.docker("create", "--name", "files3", "--read-only", "busybox", "true")
+    r = d.docker("cp", str(tmp_path / "f"), "files3:/tmp/", check=False)
+    assert r.returncode != 0 and "container rootfs is marked read-only" in r.stderr
+    d.docker("create", "--name", "files4", "--user", "nobody", "busybox", "true")
+    os.chown(tmp_path / "f", 4321, 4321)
+    d.docker("cp", str(tmp_path / "f"), "files4:/f-kept")
+    d.docker("cp", "-a", str(tmp_path / "f"), "files4:/f-user")
+    kept = d.docker("cp", "files4:/f-kept", "-", input=b"").stdout
+    assert tarfile.open(fileobj=io.BytesIO(kept)).getmember("f-kept").uid == 4321
+    # -a (copyUIDGID): the container's user, looked up in its own /etc/passwd (nobody: 65534)
+    user = d.docker("cp", "files4:/f-user", "-", input=b"").stdout
+    assert tarfile.open(fileobj=io.BytesIO(user)).getmember("f-user").uid == 65534
 
 
 def test_daemon_cp_into_a_running_container_and_commit_it(d: Daemon, tmp_path: Path) -> None:
