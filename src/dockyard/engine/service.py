@@ -130,6 +130,9 @@ class ContainerService(Lifecycle):
             opts = replace(req.run, mounts=spec_mounts(req.mounts, volume_dirs))
             if req.init:
                 opts = with_init(opts, image_config)
+            if opts.privileged or "ALL" in (c.upper() for c in opts.cap_add):
+                opts = replace(opts, host_capabilities=_bounding_set())
+            opts = with_seccomp(opts, req)
             bundle = create_bundle(self.images, str(image.id), self.store.container(cid),
                                    container_id=cid, opts=opts)
             names = self._volume_names(req, anonymous, volume_dirs)
@@ -402,6 +405,7 @@ class ContainerService(Lifecycle):
         from dockyard.engine.create_request import parse_create
 
         rows = await self.call(self.images.db.containers.all)
+        await self.call(self._remove_orphans_on_store, {row.id for row in rows})
         for row in rows:
             try:
                 c = Container.from_document(id=row.id, name=row.name, created=row.created,
@@ -421,6 +425,30 @@ class ContainerService(Lifecycle):
                 log.error("container %s: re-adopting failed: %s", c.id, e)
         for c in list(self.containers.values()):
             await self.restart_on_daemon_start(c)
+
+
+    def _remove_orphans_on_store(self, known: set[str]) -> None:
+        """(store thread, daemon start) Remove container directories that have no row: a create
+        the daemon died in (its rootfs mounted, its row never written)."""
+        from dockyard.image.bundle import unmount_rootfs
+        from dockyard.snapshot.fsutil import remove_tree
+
+        parent = os.path.dirname(self.store.container("0"))
+        try:
+            names = os.listdir(parent)
+        except FileNotFoundError:
+            return
+        for name in names:
+            path = f"{parent}/{name}"
+            if name in known or not os.path.isdir(path):
+                continue
+            log.warning("container directory %s has no record (a create the daemon died in): "
+                        "removed", name)
+            try:
+                unmount_rootfs(self.images, path)
+                remove_tree(path)
+            except (OSError, DockyardError) as e:
+                log.error("removing the unrecorded container directory %s failed: %s", path, e)
 
 
 #: HostConfig fields ``docker update`` may change.
@@ -461,6 +489,34 @@ def with_init(opts: Any, image_config: Any) -> Any:
                   options=("bind", "ro"))
     return replace(opts, entrypoint=(INIT_PATH, "--", *args), cmd=(),
                    mounts=(*opts.mounts, mount))
+
+
+def _bounding_set() -> tuple[str, ...]:
+    """The capabilities this daemon may hand out (its bounding set): ``--privileged`` means all
+    of them, not capabilities the kernel or the daemon's own confinement does not grant."""
+    from dockyard.oci.runtime_spec import CAP_NUMBERS
+
+    mask = 0
+    with open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith("CapBnd:"):
+                mask = int(line.split()[1], 16)
+    return tuple(c for c, bit in CAP_NUMBERS.items() if mask >> bit & 1)
+
+
+def with_seccomp(opts: Any, req: Any) -> Any:
+    """Docker's default: a seccomp filter for every unprivileged container (dockyard's default
+    profile, or the Docker-format one given with ``--security-opt seccomp=...``)."""
+    from dockyard.engine.seccomp_default import default_profile, from_docker_profile
+    from dockyard.oci.spec_builder import capabilities
+    from dockyard.record import replace
+
+    if opts.privileged or req.seccomp_unconfined:
+        return opts
+    caps = capabilities(opts)
+    profile = from_docker_profile(req.seccomp_profile, caps) if req.seccomp_profile else \
+        default_profile(caps)
+    return replace(opts, seccomp=profile)
 
 
 def _running_word(c: Container) -> str:

@@ -148,6 +148,7 @@ class RunOptions(Record):
     cap_add: tuple[str, ...] = ()
     cap_drop: tuple[str, ...] = ()
     no_new_privileges: bool = False
+    host_capabilities: tuple[str, ...] | None = None  # what the engine holds: "all" is at most this
     seccomp: Any = None  # a runtime-spec linux.seccomp object (the default profile's owner passes it)
     # process
     ulimits: tuple[Ulimit, ...] = ()  # none: the process keeps the runtime's (the caller's) limits
@@ -253,7 +254,8 @@ def parse_id(text: str, what: str, spec: str) -> int | None:
 def capabilities(opts: RunOptions) -> list[str]:
     """Docker's ``TweakCapabilities``: the default set, ``--cap-drop`` removed, ``--cap-add``
     appended; ``ALL`` in add means every capability (minus the drops), in drop means only the adds."""
-    every = list(CAPABILITIES)
+    every = list(CAPABILITIES) if opts.host_capabilities is None else \
+        [c for c in CAPABILITIES if c in opts.host_capabilities]
     if opts.privileged:
         return every
     adds = [_cap_name(c) for c in opts.cap_add]
