@@ -127,7 +127,13 @@ class ContainerService(Lifecycle):
         volume_dirs, anonymous = self._prepare_volumes(req, cid)
         bundle = None
         try:
-            opts = replace(req.run, mounts=spec_mounts(req.mounts, volume_dirs))
+            from dockyard.engine.devices import block_limits, host_devices
+
+            opts = replace(req.run, mounts=spec_mounts(req.mounts, volume_dirs),
+                           devices=host_devices(req), block_limits=block_limits(req),
+                           blkio_weight=req.blkio_weight,
+                           memory_swappiness=req.memory_swappiness,
+                           masked_paths=req.masked_paths, readonly_paths=req.readonly_paths)
             if req.init:
                 opts = with_init(opts, image_config)
             if opts.privileged or "ALL" in (c.upper() for c in opts.cap_add):

@@ -101,6 +101,30 @@ class Ulimit(Record):
     hard: int
 
 
+class HostDevice(Record):
+    """``--device``: a host device node (resolved by the engine) made in the container."""
+
+    path: str  # in the container
+    type: str  # "c" | "b"
+    major: int
+    minor: int
+    file_mode: int = 0o666
+    uid: int = 0
+    gid: int = 0
+    access: str = "rwm"  # the device cgroup permission
+
+
+class BlockLimit(Record):
+    """A block I/O limit of one device: ``kind`` is the runtime-spec list it goes to
+    (``throttleReadBpsDevice``, ``throttleWriteBpsDevice``, ``throttleReadIOPSDevice``,
+    ``throttleWriteIOPSDevice``, ``weightDevice``)."""
+
+    kind: str
+    major: int
+    minor: int
+    value: int
+
+
 class RunOptions(Record):
     """The ``docker run``/``create`` options that shape the runtime spec.
 
@@ -143,6 +167,10 @@ class RunOptions(Record):
     cpuset_cpus: str = ""
     cpuset_mems: str = ""
     pids_limit: int = 0  # <= 0: unlimited
+    memory_swappiness: int | None = None
+    blkio_weight: int = 0
+    block_limits: tuple[BlockLimit, ...] = ()
+    devices: tuple[HostDevice, ...] = ()
     # security
     privileged: bool = False
     cap_add: tuple[str, ...] = ()
@@ -158,6 +186,8 @@ class RunOptions(Record):
     shm_size: int = DEFAULT_SHM_SIZE
     sysctls: tuple[tuple[str, str], ...] = ()
     mounts: tuple[Mount, ...] = ()  # volumes, binds, tmpfs, resolv.conf/hosts/hostname
+    masked_paths: tuple[str, ...] | None = None  # None: docker's defaults
+    readonly_paths: tuple[str, ...] | None = None
     annotations: tuple[tuple[str, str], ...] = ()
 
 
@@ -435,6 +465,27 @@ def resources(opts: RunOptions) -> dict:
         res["cpu"] = cpu
     if opts.pids_limit > 0:
         res["pids"] = {"limit": opts.pids_limit}
+    if opts.memory_swappiness is not None and opts.memory_swappiness >= 0:
+        if opts.memory_swappiness > 100:
+            raise InvalidArgument(f"invalid memory swappiness {opts.memory_swappiness}: "
+                                  "the valid range is 0-100")
+        res.setdefault("memory", {})["swappiness"] = opts.memory_swappiness
+    if not opts.privileged:
+        for d in opts.devices:
+            res["devices"].append({"allow": True, "type": d.type, "major": d.major,
+                                   "minor": d.minor, "access": d.access})
+    block: dict = {}
+    if opts.blkio_weight:
+        if not 10 <= opts.blkio_weight <= 1000:
+            raise InvalidArgument(f"invalid blkio weight {opts.blkio_weight}: the range is "
+                                  "10-1000")
+        block["weight"] = opts.blkio_weight
+    for lim in opts.block_limits:
+        key = "weight" if lim.kind == "weightDevice" else "rate"
+        block.setdefault(lim.kind, []).append({"major": lim.major, "minor": lim.minor,
+                                               key: lim.value})
+    if block:
+        res["blockIO"] = block
     return res
 
 
@@ -548,8 +599,14 @@ def build_spec(config: ImageConfig, opts: RunOptions, *, user: ResolvedUser | No
     if opts.seccomp is not None and not opts.privileged:
         linux["seccomp"] = opts.seccomp
     if not opts.privileged:
-        linux["maskedPaths"] = list(MASKED_PATHS)
-        linux["readonlyPaths"] = list(READONLY_PATHS)
+        linux["maskedPaths"] = list(MASKED_PATHS if opts.masked_paths is None
+                                    else opts.masked_paths)
+        linux["readonlyPaths"] = list(READONLY_PATHS if opts.readonly_paths is None
+                                      else opts.readonly_paths)
+    if opts.devices and not opts.privileged:
+        linux["devices"] = [{"path": d.path, "type": d.type, "major": d.major, "minor": d.minor,
+                             "fileMode": d.file_mode, "uid": d.uid, "gid": d.gid}
+                            for d in opts.devices]
 
     spec: dict = {"ociVersion": OCI_VERSION, "process": process, "root": root}
     if opts.uts != "host":  # --uts host: the host's name, which the container cannot set
