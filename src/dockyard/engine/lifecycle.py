@@ -414,12 +414,36 @@ class Lifecycle:
                 self._start_log_rotation(c)
                 return
             await self._handle_exit(c, from_adopt=True)
-        elif c.state.status == "restarting":
+            return
+        if c.state.status in ("restarting", "removing"):
             c.state = replace(c.state, status="exited")
             await self.persist(c)  # type: ignore[attr-defined]
-        elif c.state.status == "removing":
-            c.state = replace(c.state, status="exited")
-            await self.persist(c)  # type: ignore[attr-defined]
+        await self._clear_stopped(c)
+
+    async def _clear_stopped(self, c: Container) -> None:
+        """A container that is not running when the daemon starts: a start the crash cut short
+        may have left its monitor and runtime state (the container was never reported running,
+        so it is ended, not adopted), and its rootfs needs no mount until the next start."""
+        from dockyard.engine import runtime_cmd
+        from dockyard.engine.monitor import read_pid
+
+        rt = self.runtimes[c.runtime]
+        monitor = read_pid(self.paths(c).conmon_pidfile)
+        if monitor_alive(monitor, c.id) or os.path.isdir(f"{rt.root}/{c.id}"):
+            try:
+                await runtime_cmd.delete(rt, c.id)
+            except DockyardError as e:
+                log.error("container %s: removing the runtime state of an interrupted start "
+                          "failed: %s", c.id, e)
+            if monitor_alive(monitor, c.id):
+                try:
+                    os.kill(monitor, SIGKILL)
+                except ProcessLookupError:
+                    pass
+        try:
+            await self.call(self._unmount_rootfs, c)  # type: ignore[attr-defined]
+        except DockyardError as e:
+            log.error("container %s: unmounting its rootfs failed: %s", c.id, e)
 
     async def restart_on_daemon_start(self, c: Container) -> None:
         from dockyard.engine.restart import restart_on_daemon_start
