@@ -151,7 +151,17 @@ def system_info(svc: Services, counts: dict) -> dict:
 async def info(request: web.Request) -> web.Response:
     svc = services(request)
     counts = await svc.call(info_snapshot, svc)
-    return json_response(system_info(svc, counts))
+    out = system_info(svc, counts)
+    if svc.containers is not None:
+        states = [c.state.status for c in svc.containers.containers.values()]
+        out["Containers"] = len(states)
+        out["ContainersRunning"] = states.count("running") + states.count("restarting")
+        out["ContainersPaused"] = states.count("paused")
+        out["ContainersStopped"] = len(states) - out["ContainersRunning"] - \
+            out["ContainersPaused"]
+        out["Runtimes"] = {name: {"path": rt.path} for name, rt in svc.containers.runtimes.items()}
+        out["DefaultRuntime"] = svc.containers.default_runtime
+    return json_response(out)
 
 
 def _df(svc: Services) -> dict:
@@ -167,11 +177,32 @@ def _df(svc: Services) -> dict:
 
 
 async def system_df(request: web.Request) -> web.Response:
-    """``GET /system/df``: Docker's shape for images (containers, volumes and build cache are
-    listed by their owners' endpoints as they arrive) plus ``DockyardSummary``, the four rows
-    ``dockyard system df`` prints (shared layers counted once)."""
+    """``GET /system/df``: Docker's shape (images, containers with their writable layer's size,
+    volumes with usage) plus ``DockyardSummary``, the four rows ``dockyard system df`` prints
+    (shared layers counted once)."""
+    import asyncio
+
+    from dockyard.api.volumes import volume_json
+    from dockyard.engine.mounts import docker_mounts
+    from dockyard.engine.views import summary
+    from dockyard.snapshot.fsutil import disk_usage
+
     svc = services(request)
-    return json_response(await svc.call(_df, svc))
+    out = await svc.call(_df, svc)
+    if svc.containers is not None:
+        loop = asyncio.get_running_loop()
+        now = time.time()
+        sizes = {i["Id"]: i.get("Size", 0) for i in out["Images"]}
+        rows = []
+        for c in svc.containers.all():
+            rw = await loop.run_in_executor(
+                None, disk_usage, f"{svc.containers.store.container(c.id)}/upper")
+            rows.append(summary(c, now=now, mounts=docker_mounts(c.req.mounts, c.volumes),
+                                size=(rw, rw + sizes.get(c.image_id, 0))))
+        out["Containers"] = rows
+    vols = await svc.call(svc.volumes.df)
+    out["Volumes"] = [volume_json(v, u) for v, u in vols]
+    return json_response(out)
 
 
 def _check(svc: Services, repair: bool) -> dict:

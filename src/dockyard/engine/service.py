@@ -75,8 +75,8 @@ class ContainerService(Lifecycle):
     def publish(self, c: Container, action: str, **extra: str) -> None:
         if self.events is None:
             return
-        attrs = {"image": c.image_name, "name": c.name}
-        attrs.update({k: v for k, v in c.req.labels})
+        attrs = dict(c.config.get("Labels") or {})  # labels first: name/image win, as dockerd
+        attrs.update(image=c.image_name, name=c.name)
         attrs.update(extra)
         self.events.publish("container", action, c.id, attrs)
 
