@@ -456,6 +456,8 @@ class Lifecycle:
                                        restart_count=c.restart_count):
             return
         async with c.lock:
+            self._tracker(c).reset()  # as a user start: RestartCount starts over (dockerd)
+            c.restart_count = 0
             try:
                 await self._start(c)
             except DockyardError as e:

@@ -100,7 +100,9 @@ class ContainerService(Lifecycle):
                            f'"{self._names[name]}". You have to remove (or rename) that container '
                            "to be able to reuse that name.")
         self._names[name] = cid  # reserved while the create runs
-        rt_name = self.default_runtime
+        rt_name = req.runtime or self.default_runtime
+        if rt_name not in self.runtimes:
+            raise InvalidArgument(f"unknown or invalid runtime name: {rt_name}")
         try:
             made = await self.call(self._create_on_store, req, cid, name, request, rt_name)
         except BaseException:
