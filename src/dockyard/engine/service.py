@@ -126,6 +126,7 @@ class ContainerService(Lifecycle):
         except NotFound:
             raise NotFound(f"No such image: {req.image}") from None
         image_config = self.images.config(image)
+        req = with_image_volumes(req, image_config)
         volume_dirs, anonymous = self._prepare_volumes(req, cid)
         bundle = None
         try:
@@ -250,6 +251,10 @@ class ContainerService(Lifecycle):
             b = Bundle(path=path, id=c.id, image_id=c.image_id, rootfs=f"{path}/rootfs",
                        upper=f"{path}/upper", work=f"{path}/work", stop_signal=c.stop_signal)
             remove_bundle(self.images, b, detach=True)
+        try:
+            os.unlink(self.paths(c).exit_file)  # conmon's record of the last exit
+        except FileNotFoundError:
+            pass
         mounted = self.volumes.repo.mounts_of(c.id) if self.volumes is not None else []
         anonymous = self.volumes.anonymous_of(c.id) if self.volumes is not None else []
         try:
@@ -481,6 +486,25 @@ def _labels_ok(labels: dict, want: tuple[str, ...] | list[str], unwanted: tuple[
 #: read-only into the container at docker's path and run as the process's parent.
 INIT_BINARIES = ("/usr/bin/docker-init", "/usr/bin/tini-static")
 INIT_PATH = "/sbin/docker-init"
+
+
+def with_image_volumes(req: Any, image_config: Any) -> Any:
+    """The image's ``VOLUME``s that no mount of the request covers become anonymous volumes,
+    as dockerd does (their content is copied up from the image at create)."""
+    import posixpath
+
+    from dockyard.engine.create_mounts import MountRequest
+    from dockyard.record import replace
+
+    taken = {m.destination for m in req.mounts}
+    extra = []
+    for v in image_config.config.volumes:
+        dest = posixpath.normpath("/" + v.lstrip("/"))
+        if dest == "/" or ".." in dest.split("/") or dest in taken:
+            continue
+        taken.add(dest)
+        extra.append(MountRequest(kind="volume", destination=dest, origin="image"))
+    return replace(req, mounts=(*req.mounts, *extra)) if extra else req
 
 
 def with_init(opts: Any, image_config: Any) -> Any:
