@@ -69,6 +69,14 @@ class Container:
                       parse) -> Container:  # noqa: ANN001 - parse_create
         d = loads(text)
         req = parse(d["Request"], name=name)
+        covered = {m.destination for m in req.mounts}
+        extra = [dest for dest in (d.get("Volumes") or {}) if dest not in covered]
+        if extra:  # the image's VOLUMEs, added at create (engine/service.py with_image_volumes)
+            from dockyard.engine.create_mounts import MountRequest
+            from dockyard.record import replace
+
+            req = replace(req, mounts=(*req.mounts, *(
+                MountRequest(kind="volume", destination=dest, origin="image") for dest in extra)))
         return cls(id=id, name=name, created=created, image_id=image_id,
                    image_name=d.get("ImageName", ""), request=d["Request"], req=req,
                    config=d.get("Config") or {}, host_config=d.get("HostConfig") or {},
