@@ -82,6 +82,7 @@ class Routes:
 def make_app(svc: Services) -> web.Application:
     from dockyard.api import containers, events, images, system, volumes
     from dockyard.api import container_files
+    from dockyard.api import exec as exec_api
 
     app = web.Application(middlewares=[errors_middleware, version_middleware],
                           client_max_size=1024**2)
@@ -93,4 +94,5 @@ def make_app(svc: Services) -> web.Application:
     events.register(routes)
     container_files.register(routes)
     containers.register(routes)
+    exec_api.register(routes)
     return app
