@@ -119,6 +119,7 @@ def test_ps_quiet_no_trunc_and_formats(monkeypatch):
     assert cli(fake, "ps", "-q", "--no-trunc")[1] == "a" * 64 + "\n"
     assert cli(fake, "ps", "--format", "{{.Names}} {{.State}} {{.Labels}} {{.LocalVolumes}}"
                )[1] == "web running a=1,b=2 1\n"
+    assert cli(fake, "ps", "--format", '{{.Label "b"}}|{{.Label "none"}}|')[1] == "2||\n"
     assert cli(fake, "ps", "--format", "table {{.ID}}\t{{.Size}}")[1] == (
         "CONTAINER ID   SIZE\naaaaaaaaaaaa   0B (virtual 1.98MB)\n")
     import json

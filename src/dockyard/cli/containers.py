@@ -232,7 +232,7 @@ def cmd_run(ctx: Context, argv: Sequence[str], verb: str = "run") -> int:
 
     req = _parse_run(ctx, argv, "run")
     opts = req.options
-    if opts.interactive and opts.tty and not ctx.isatty("in"):
+    if opts.attach_stdin and opts.tty and not ctx.isatty("in"):
         raise _coded("the input device is not a TTY", 1)
     api = client(ctx)
     cid = _create(ctx, api, req, "run")

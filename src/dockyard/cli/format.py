@@ -217,9 +217,12 @@ _FUNCS = {
 def _eval(tokens: tuple, obj: Any, source: str) -> str:
     head = tokens[0]
     if isinstance(head, str) and head.startswith("."):
+        value = _field(obj, head, source)
         if len(tokens) != 1:
-            raise InvalidArgument(f"template {source!r}: unexpected arguments after {head}")
-        return _text(_field(obj, head, source))
+            if not callable(value):  # a method with arguments: {{.Label "com.example"}}
+                raise InvalidArgument(f"template {source!r}: unexpected arguments after {head}")
+            return _text(value(*[_arg(t, obj, source) for t in tokens[1:]]))
+        return _text(value)
     if isinstance(head, str) and head in _FUNCS:
         args = [_arg(t, obj, source) for t in tokens[1:]]
         try:
