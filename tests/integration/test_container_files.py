@@ -392,6 +392,7 @@ def d(daemon: Daemon):
     left = daemon.docker("ps", "-aq").stdout.split()
     if left:
         daemon.docker("rm", "-f", *left, check=False)
+    assert mounts_under(str(daemon.root / "containers")) == []
 
 
 def test_daemon_cp_diff_export_commit_of_a_stopped_container(d: Daemon, tmp_path: Path,
@@ -413,7 +414,8 @@ def test_daemon_cp_diff_export_commit_of_a_stopped_container(d: Daemon, tmp_path
     names = tarfile.open(tmp_path / "fs.tar").getnames()
     assert "hello" in names and "tmp/in.txt" in names and "bin/ls" not in names
     d.docker("commit", "-c", "CMD cat /hello", "files1", "files-commit:v1")
-    assert d.docker("run", "--rm", "files-commit:v1").stdout == "hi\n"
+    assert d.docker("run", "--name", "files1b", "files-commit:v1").stdout == "hi\n"
+    d.docker("rm", "files1b")
     d.docker("rmi", "files-commit:v1")
     # the stopped container's rootfs was mounted for each of these, and is not any more
     cid = d.docker("inspect", "--format", "{{.Id}}", "files1").stdout.strip()
@@ -442,7 +444,8 @@ def test_daemon_cp_into_a_running_container_and_commit_it(d: Daemon, tmp_path: P
     d.docker("cp", str(tmp_path / "conf"), "files2:/etc/app.conf")
     assert "A /etc/app.conf" in d.docker("diff", "files2").stdout.splitlines()
     d.docker("commit", "files2", "files-commit:v2")
-    assert d.docker("run", "--rm", "files-commit:v2", "cat", "/etc/app.conf").stdout == "k=v\n"
+    assert d.docker("run", "--name", "files2b", "files-commit:v2", "cat",
+                    "/etc/app.conf").stdout == "k=v\n"
     assert d.docker("inspect", "--format", "{{.State.Status}}", "files2").stdout.strip() == "running"
-    d.docker("rm", "-f", "files2")
+    d.docker("rm", "-f", "files2", "files2b")
     d.docker("rmi", "files-commit:v2")
