@@ -270,3 +270,56 @@ def test_volume_verbs(dy):
     out = dy.ok("volume", "prune", "-a", "-f")
     assert out.startswith("Deleted Volumes:\nvol2\n") and "Total reclaimed space:" in out
     assert dy.ok("volume", "ls", "-q") == ""
+
+
+# ------------------------------------------------------------------------------------ more verbs
+
+def test_run_rm_leaves_nothing_and_cidfile_gets_the_id(dy, tmp_path):
+    before = dy.ok("ps", "-a", "-q")
+    assert dy("run", "--rm", "busybox", "sh", "-c", "exit 4").returncode == 4
+    assert dy.ok("ps", "-a", "-q") == before
+    cidfile = tmp_path / "cid"
+    cid = dy.run_d("--cidfile", str(cidfile), "busybox", "sleep", "300")
+    assert cidfile.read_text() == cid
+    p = dy("run", "-d", "--cidfile", str(cidfile), "busybox", "true")
+    assert p.returncode == 125 and "Container ID file found" in p.stderr
+    p = dy("run", "--rm", "--restart", "always", "busybox", "true")
+    assert p.returncode == 125
+    assert "conflicting options: cannot specify both --restart and --rm" in p.stderr
+
+
+def test_start_attach_returns_the_exit_code(dy):
+    name = dy.name("later")
+    dy.ok("create", "--name", name, "busybox", "sh", "-c", "echo started; exit 6")
+    p = dy("start", "-a", name)
+    assert (p.returncode, p.stdout) == (6, "started\n")
+
+
+def test_attach_with_stdin(dy):
+    name = dy.name("reader")
+    dy.run_d("-i", "--name", name, "busybox", "sh", "-c", "read x; echo got $x; exit 2")
+    p = dy("attach", name, input="hello\n")
+    assert (p.returncode, p.stdout) == (2, "got hello\n")
+    p = dy("attach", name)
+    assert p.returncode == 1
+    assert p.stderr == "You cannot attach to a stopped container, start it first\n"
+
+
+def test_update_changes_the_memory_limit(dy):
+    name = dy.name("limited")
+    dy.run_d("--name", name, "-m", "64m", "busybox", "sleep", "300")
+    assert dy.ok("update", "-m", "128m", "--memory-swap", "256m", name) == f"{name}\n"
+    assert dy.ok("inspect", "-f", "{{.HostConfig.Memory}}", name) == f"{128 << 20}\n"
+
+
+def test_container_group_aliases_and_prune(dy):
+    name = dy.name("pruned")
+    dy("run", "--name", name, "busybox", "true")
+    assert name in dy.ok("container", "ls", "-a")
+    assert dy.ok("container", "list", "-a", "-q") == dy.ok("ps", "-a", "-q")
+    assert dy.ok("container", "inspect", "-f", "{{.Name}}", name) == f"/{name}\n"
+    p = dy("container", "inspect", "nosuch")
+    assert (p.returncode, p.stdout, p.stderr) == (1, "[]\n", f"{ERR}No such container: nosuch\n")
+    out = dy.ok("container", "prune", "-f")
+    assert out.startswith("Deleted Containers:\n") and "Total reclaimed space:" in out
+    assert dy.ok("ps", "-a", "-q", "--filter", f"name={name}") == ""
