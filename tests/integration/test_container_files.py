@@ -22,6 +22,7 @@ import shutil
 import subprocess
 import tarfile
 import threading
+import time
 import types
 from pathlib import Path
 
@@ -449,3 +450,20 @@ def test_daemon_cp_into_a_running_container_and_commit_it(d: Daemon, tmp_path: P
     assert d.docker("inspect", "--format", "{{.State.Status}}", "files2").stdout.strip() == "running"
     d.docker("rm", "-f", "files2", "files2b")
     d.docker("rmi", "files-commit:v2")
+
+
+
+def test_daemon_commit_event(d: Daemon) -> None:
+    d.docker("create", "--name", "files5", "busybox", "true")
+    start = int(time.time()) - 1
+    image_id = d.docker("commit", "-m", "evt", "files5", "files-commit:v5").stdout.strip()
+    out = d.docker("events", "--since", str(start), "--until", str(int(time.time()) + 1),
+                   "--filter", "event=commit", "--filter", "container=files5",
+                   "--format", "{{json .}}").stdout
+    [ev] = [json.loads(line) for line in out.splitlines()]
+    assert ev["Type"] == "container" and ev["Action"] == "commit"
+    attrs = ev["Actor"]["Attributes"]
+    assert attrs["imageID"] == image_id and attrs["comment"] == "evt"
+    assert attrs["imageRef"] == "files-commit:v5" and attrs["name"] == "files5"
+    d.docker("rm", "files5")
+    d.docker("rmi", "files-commit:v5")

@@ -211,7 +211,24 @@ async def commit_container(request: web.Request) -> web.Response:
             _commit, svc.images, image_id=view.image_id, container_upper=view.upper,
             config=config, container_config=container_config, changes=q.getall("changes", []),
             comment=q.get("comment", ""), author=q.get("author", ""), repo_tag=repo_tag)
+    _commit_event(svc, view.id, image_id, q.get("comment", ""), repo_tag)
     return json_response({"Id": image_id}, status=201)
+
+
+def _commit_event(svc: Any, cid: str, image_id: str, comment: str, repo_tag: str | None) -> None:
+    """dockerd's container ``commit`` event (attributes comment, imageID, imageRef)."""
+    from dockyard.image.service import familiar
+    from dockyard.oci.reference import parse_normalized
+
+    containers = getattr(svc, "containers", None)
+    publish, get = getattr(containers, "publish", None), getattr(containers, "get", None)
+    if publish is None or get is None:
+        return
+    ref = familiar(parse_normalized(repo_tag).string()) if repo_tag else ""
+    try:
+        publish(get(cid), "commit", comment=comment, imageID=image_id, imageRef=ref)
+    except NotFound:  # removed meanwhile: nothing to report on
+        pass
 
 
 def register(routes: Routes) -> None:
