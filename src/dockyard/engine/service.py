@@ -150,6 +150,8 @@ class ContainerService(Lifecycle):
                 self.volumes.copy_up(vol, bundle.rootfs, dest, nocopy=dest in nocopy)
             spec = _read_spec(bundle.path)
             args = list(spec["process"]["args"])
+            if req.init and args[:2] == [INIT_PATH, "--"] and len(args) > 2:
+                args = args[2:]  # as dockerd: Path/Args are the command, not the init before it
             config = merged_config(req, image_config, hostname=spec.get("hostname", ""))
             c = Container(id=cid, name=name, created=time.time(), image_id=str(image.id),
                           image_name=req.image, request=request, req=req, config=config,
