@@ -323,3 +323,54 @@ def test_container_group_aliases_and_prune(dy):
     out = dy.ok("container", "prune", "-f")
     assert out.startswith("Deleted Containers:\n") and "Total reclaimed space:" in out
     assert dy.ok("ps", "-a", "-q", "--filter", f"name={name}") == ""
+
+
+# ------------------------------------------------------------------------------------ exec, files
+
+def test_exec_output_exit_codes_and_stdin(dy):
+    name = dy.name("host")
+    dy.run_d("--name", name, "busybox", "sleep", "300")
+    p = dy("exec", "-e", "GREETING=hi", "-w", "/tmp", name, "sh", "-c",
+           'echo "$GREETING from $(pwd)"; echo oops >&2; exit 4')
+    assert (p.returncode, p.stdout, p.stderr) == (4, "hi from /tmp\n", "oops\n")
+    assert dy.ok("exec", "-i", name, "cat", input="piped\n") == "piped\n"
+    assert dy.ok("exec", "-u", "1000", name, "id", "-u") == "1000\n"
+    assert dy("exec", name, "nosuchcommand").returncode in (126, 127)
+    assert dy.ok("exec", "-d", name, "sleep", "1") == ""
+    p = dy("exec", "nosuch", "true")
+    assert (p.returncode, p.stderr) == (1, f"{ERR}No such container: nosuch\n")
+
+
+def test_cp_both_ways_and_diff(dy, tmp_path):
+    name = dy.name("files")
+    dy.run_d("--name", name, "busybox", "sleep", "300")
+    src = tmp_path / "hello.txt"
+    src.write_text("hello\n")
+    dy.ok("cp", str(src), f"{name}:/tmp/")
+    dy.ok("cp", str(src), f"{name}:/tmp/renamed.txt")
+    assert dy.ok("exec", name, "cat", "/tmp/hello.txt", "/tmp/renamed.txt") == "hello\nhello\n"
+    out = tmp_path / "out"
+    out.mkdir()
+    dy.ok("cp", f"{name}:/tmp", str(out))
+    assert sorted(p.name for p in (out / "tmp").iterdir()) == ["hello.txt", "renamed.txt"]
+    dy.ok("cp", f"{name}:/tmp/hello.txt", str(out / "copy.txt"))
+    assert (out / "copy.txt").read_text() == "hello\n"
+    p = dy("cp", f"{name}:/nonexistent", str(out))
+    assert p.returncode == 1 and "/nonexistent" in p.stderr
+    lines = dy.ok("diff", name).splitlines()
+    assert "C /tmp" in lines and "A /tmp/hello.txt" in lines and "A /tmp/renamed.txt" in lines
+
+
+def test_commit_makes_an_image_with_the_changes(dy):
+    name = dy.name("committer")
+    dy.run_d("--name", name, "busybox", "sleep", "300")
+    dy.ok("exec", name, "sh", "-c", "echo made > /made")
+    image_id = dy.ok("commit", "-m", "a message", "-c", "ENV COMMITTED=yes", name,
+                     "committed:1").strip()
+    assert re.fullmatch(r"sha256:[0-9a-f]{64}", image_id), image_id
+    try:
+        assert dy.ok("run", "--rm", "committed:1", "sh", "-c", "cat /made; echo $COMMITTED") \
+            == "made\nyes\n"
+        assert dy.ok("image", "inspect", "-f", "{{.Comment}}", "committed:1") == "a message\n"
+    finally:
+        dy("rmi", "-f", "committed:1")
