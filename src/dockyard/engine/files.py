@@ -25,7 +25,8 @@ Deviations, on purpose: whiteout names (``.wh.*``) and device nodes in a PUT arc
 upper dir would turn them into deletions on commit, and a device node grants access); sockets are
 skipped in archives; mount points below the archived path are not descended into; an opaque
 directory (``rm -rf d; mkdir d``) is "modified" and its lower contents "deleted" is not listed
-(Docker lists the directory as deleted).
+(Docker lists the directory as deleted). Volumes and bind mounts are not overlaid on the rootfs
+here: ``docker cp`` to or from a volume's path sees the rootfs below it (Docker mounts them).
 """
 
 from __future__ import annotations
