@@ -180,6 +180,8 @@ class Lifecycle:
                 started.set_exception(Conflict(f"container {c.id} did not start: {message}"))
         c.attach_waiters.clear()
         c.resolve_waiters(c.exit_waiters, c.state.exit_code)
+        if c.req.auto_remove:  # docker run --rm of a command that cannot start: removed too
+            asyncio.get_running_loop().create_task(self._auto_remove(c))
 
     async def _connect_attachers(self, c: Container) -> None:
         """Let attach requests waiting for this start connect to the monitor before the
