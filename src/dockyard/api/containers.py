@@ -198,9 +198,8 @@ async def wait(request: web.Request) -> web.StreamResponse:
         code = await task
     except DockyardError as e:
         body = {"StatusCode": -1, "Error": {"Message": str(e)}}
-    else:
-        err = c.state.error if c.state.error else None
-        body = {"StatusCode": code, "Error": {"Message": err} if err else None}
+    else:  # a start that failed already answered its error; the wait reports only the code
+        body = {"StatusCode": code, "Error": None}
     from dockyard.leanjson import dumps
 
     try:
