@@ -14,7 +14,7 @@ from __future__ import annotations
 import os
 import sys
 
-from dockyard.cli.common import CommandError, UsageError
+from dockyard.cli.common import CommandError, HelpShown, UsageError
 from dockyard.cli.containers_util import client, command_error, each, parse, quote
 
 TYPE_CHECKING = False
@@ -122,6 +122,14 @@ def _parse_run(ctx: Context, argv: Sequence[str], verb: str) -> RunRequest:
                          console_size=terminal_size(1) if ctx.isatty("out") else (0, 0))
     except UsageError as e:
         raise UsageError(f"{e}\nSee 'dockyard {verb} --help'.") from None
+    except HelpShown:
+        from dockyard.cli.containers_util import usage_text
+        from dockyard.cli.run_flags import USAGE, run_table
+
+        summary = ("Create and run a new container from an image" if verb == "run"
+                   else "Create a new container")
+        ctx.out.write(usage_text(verb, USAGE[verb].partition(" ")[2], summary, run_table(verb)))
+        raise
 
 
 def cmd_create(ctx: Context, argv: Sequence[str], verb: str = "create") -> int:
@@ -429,28 +437,28 @@ UPDATE_FLAGS = {
 
 def update_body(v: dict[str, Any]) -> dict[str, Any]:
     """``update`` flags → the body docker sends (only the given resources)."""
-    from dockyard.cli import run_flags as rf
+    from dockyard.cli import run_values as rf
 
     body: dict[str, Any] = {}
     sizes = {"memory": "Memory", "memory-reservation": "MemoryReservation"}
     for flag, key in sizes.items():
         if flag in v:
-            body[key] = rf._size(flag, v[flag])
+            body[key] = rf.size_flag(flag, v[flag])
     if "memory-swap" in v:
-        body["MemorySwap"] = -1 if v["memory-swap"] == "-1" else rf._size("memory-swap",
+        body["MemorySwap"] = -1 if v["memory-swap"] == "-1" else rf.size_flag("memory-swap",
                                                                            v["memory-swap"])
     ints = {"blkio-weight": "BlkioWeight", "cpu-period": "CpuPeriod", "cpu-quota": "CpuQuota",
             "cpu-shares": "CpuShares", "pids-limit": "PidsLimit"}
     for flag, key in ints.items():
         if flag in v:
-            body[key] = rf._int(flag, v[flag])
+            body[key] = rf.int_flag(flag, v[flag])
     if "cpus" in v:
-        body["NanoCpus"] = rf._nano_cpus(v["cpus"])
+        body["NanoCpus"] = rf.nano_cpus(v["cpus"])
     for flag, key in (("cpuset-cpus", "CpusetCpus"), ("cpuset-mems", "CpusetMems")):
         if flag in v:
             body[key] = v[flag]
     if "restart" in v:
-        body["RestartPolicy"] = rf._restart(v["restart"])
+        body["RestartPolicy"] = rf.restart_policy(v["restart"])
     return body
 
 

@@ -193,15 +193,15 @@ EXEC_FLAGS = {
 def exec_body(v: dict[str, Any], cmd: Sequence[str], env: dict[str, str],
               read_file: Any, console_size: tuple[int, int] = (0, 0)) -> dict[str, Any]:
     """``exec`` flags → the ``POST /containers/{id}/exec`` body the docker CLI sends."""
-    from dockyard.cli.run_flags import _env_list
+    from dockyard.cli.run_values import env_list
 
     detach = bool(v.get("detach"))
-    env_list = _env_list(v, env, read_file)
+    env_list_ = env_list(v, env, read_file)
     body: dict[str, Any] = {
         "User": v.get("user", ""), "Privileged": bool(v.get("privileged")),
         "Tty": bool(v.get("tty")), "AttachStdin": bool(v.get("interactive")) and not detach,
         "AttachStderr": not detach, "AttachStdout": not detach, "Detach": detach,
-        "DetachKeys": v.get("detach-keys", ""), "Env": env_list or None,
+        "DetachKeys": v.get("detach-keys", ""), "Env": env_list_ or None,
         "WorkingDir": v.get("workdir", ""), "Cmd": list(cmd)}
     if v.get("tty") and console_size != (0, 0):
         body["ConsoleSize"] = list(console_size)
