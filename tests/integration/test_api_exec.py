@@ -79,6 +79,11 @@ def test_exec_killed_by_signal_is_128_plus(d: Daemon, box: str) -> None:
     assert d.docker("exec", box, "sh", "-c", "kill -9 $$", check=False).returncode == 137
 
 
+def test_exec_ends_with_its_process_not_its_background_children(d: Daemon, box: str) -> None:
+    p = d.docker("exec", box, "sh", "-c", "sleep 1000 & echo started", timeout=60)
+    assert p.stdout == "started\n" and p.returncode == 0
+
+
 def test_exec_stderr_is_separate(d: Daemon, box: str) -> None:
     p = d.docker("exec", box, "sh", "-c", "echo out; echo err >&2; exit 3", check=False)
     assert p.returncode == 3

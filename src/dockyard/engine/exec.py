@@ -392,8 +392,66 @@ def _check_running(c: Container) -> None:
 # ------------------------------------------------------------------ one run of the runtime
 
 
+class _FdReader:
+    """Chunks from a non-blocking fd (pipe or pty master) through the event loop; ``b""`` at
+    EOF (a pty master's EIO: every slave closed). Reading pauses while chunks wait unread."""
+
+    MAX_QUEUED = 16
+
+    def __init__(self, fd: int, *, owned: bool = True) -> None:
+        os.set_blocking(fd, False)
+        self.fd = fd
+        self.owned = owned
+        self._loop = asyncio.get_running_loop()
+        self._queue: asyncio.Queue[bytes] = asyncio.Queue()
+        self._watching = False
+        self._eof = False
+        self._watch()
+
+    def _watch(self) -> None:
+        if not self._watching and not self._eof and self.fd >= 0:
+            self._loop.add_reader(self.fd, self._readable)
+            self._watching = True
+
+    def _unwatch(self) -> None:
+        if self._watching:
+            self._loop.remove_reader(self.fd)
+            self._watching = False
+
+    def _readable(self) -> None:
+        try:
+            data = os.read(self.fd, 65536)
+        except BlockingIOError:
+            return
+        except OSError:
+            data = b""
+        if not data:
+            self._eof = True
+            self._unwatch()
+        elif self._queue.qsize() >= self.MAX_QUEUED:
+            self._unwatch()
+        self._queue.put_nowait(data)
+
+    async def read(self) -> bytes:
+        if self._eof and self._queue.empty():
+            return b""
+        data = await self._queue.get()
+        self._watch()
+        return data
+
+    def close(self) -> None:
+        self._unwatch()
+        if self.owned and self.fd >= 0:
+            os.close(self.fd)
+        self.fd = -1
+
+
 class _Run:
-    """The runtime process of one exec start and the pumps around it."""
+    """The runtime process of one exec start and the pumps around it.
+
+    The runtime's stdio are pipes made here (not asyncio's): asyncio's ``Process.wait`` also
+    waits for its pipes to close, which a background child of the exec can keep open forever.
+    """
 
     def __init__(self, execs: ExecService, s: ExecSession, tmp: str, proc_file: str, *,
                  output: Sink | None, stdin: asyncio.Queue[bytes | None] | None) -> None:
@@ -412,6 +470,9 @@ class _Run:
         self.error = ""
         self._stderr = bytearray()
         self._listener: socket.socket | None = None
+        self._stdin_w = -1
+        self._out: _FdReader | None = None
+        self._err: _FdReader | None = None
 
     async def launch(self) -> None:
         s, cfg = self.s, self.s.config
@@ -426,13 +487,39 @@ class _Run:
             args += ["--console-socket", self.console]
         args.append(s.container.id)
         attached = self.output is not None
-        pipe, null = asyncio.subprocess.PIPE, asyncio.subprocess.DEVNULL
-        self.proc = await asyncio.create_subprocess_exec(
-            *rt.argv(*args),
-            stdin=pipe if attached and cfg.attach_stdin and not cfg.tty else null,
-            stdout=pipe if attached and not cfg.tty else null, stderr=pipe,
-            start_new_session=True)
-        asyncio.ensure_future(self._watch_start())
+        child: list[int] = []
+        try:
+            stdin: int = asyncio.subprocess.DEVNULL
+            if attached and cfg.attach_stdin and not cfg.tty:
+                stdin, self._stdin_w = os.pipe2(os.O_CLOEXEC)
+                child.append(stdin)
+                os.set_blocking(self._stdin_w, False)
+            stdout: int = asyncio.subprocess.DEVNULL
+            if attached and not cfg.tty:
+                r, stdout = os.pipe2(os.O_CLOEXEC)
+                child.append(stdout)
+                self._out = _FdReader(r)
+            r, stderr = os.pipe2(os.O_CLOEXEC)
+            child.append(stderr)
+            self._err = _FdReader(r)
+            self.proc = await asyncio.create_subprocess_exec(
+                *rt.argv(*args), stdin=stdin, stdout=stdout, stderr=stderr,
+                start_new_session=True)
+        except BaseException:
+            self._close_fds()
+            raise
+        finally:
+            for fd in child:
+                os.close(fd)
+        s.spawn(self._watch_start())
+
+    def _close_fds(self) -> None:
+        for reader in (self._out, self._err):
+            if reader is not None:
+                reader.close()
+        if self._stdin_w >= 0:
+            os.close(self._stdin_w)
+            self._stdin_w = -1
 
     async def _watch_start(self) -> None:
         """Resolve ``decided`` when the pid file appears or the runtime exits without one."""
@@ -466,13 +553,13 @@ class _Run:
         except (ConnectionError, RuntimeError):
             self.output = None  # the client went away; the process runs on
 
-    async def _read_until_done(self, read: Callable[[], Awaitable[bytes]],
+    async def _read_until_done(self, reader: _FdReader,
                                handle: Callable[[bytes], Awaitable[None]]) -> None:
         """Read chunks until EOF; once the runtime exited, stop when nothing comes for a while
         (a background child may hold the output open)."""
         while True:
             try:
-                data = await asyncio.wait_for(read(), DRAIN_IDLE)
+                data = await asyncio.wait_for(reader.read(), DRAIN_IDLE)
             except asyncio.TimeoutError:
                 if self.exited.is_set():
                     return
@@ -481,15 +568,8 @@ class _Run:
                 return
             await handle(data)
 
-    async def _pump_stdout(self) -> None:
-        assert self.proc is not None and self.proc.stdout is not None
-        out = self.proc.stdout
-        await self._read_until_done(lambda: out.read(65536),
-                                    lambda d: self._send(STDOUT, d))
-
     async def _pump_stderr(self) -> None:
-        assert self.proc is not None and self.proc.stderr is not None
-        err = self.proc.stderr
+        assert self._err is not None
         tty = self.s.config.tty
 
         async def handle(data: bytes) -> None:
@@ -498,19 +578,19 @@ class _Run:
             else:
                 self._stderr += data[: 65536 - len(self._stderr)]
 
-        await self._read_until_done(lambda: err.read(65536), handle)
+        await self._read_until_done(self._err, handle)
 
     async def _pump_stdin(self) -> None:
         q = self.stdin
         if q is None:
             return
         cfg = self.s.config
-        writer = self.proc.stdin if self.proc is not None else None
         while True:
             data = await q.get()
             if data is None:
-                if writer is not None:
-                    writer.close()
+                if self._stdin_w >= 0:
+                    os.close(self._stdin_w)
+                    self._stdin_w = -1
                 return
             if not cfg.attach_stdin:
                 continue
@@ -520,10 +600,9 @@ class _Run:
                     if self.s.master < 0:
                         return
                     await _write_fd(self.s.master, data)
-                elif writer is not None:
-                    writer.write(data)
-                    await writer.drain()
-            except (ConnectionError, OSError):
+                elif self._stdin_w >= 0:
+                    await _write_fd(self._stdin_w, data)
+            except OSError:
                 return  # the process closed its stdin or exited
 
     async def _receive_master(self) -> None:
@@ -544,11 +623,9 @@ class _Run:
                 loop.remove_reader(conn.fileno())
             _msg, fds, _flags, _addr = socket.recv_fds(conn, 4096, 1)
         if fds:
-            os.set_blocking(fds[0], False)
             self.s.master = fds[0]
 
     async def _pump_master(self) -> None:
-        loop = asyncio.get_running_loop()
         recv = asyncio.ensure_future(self._receive_master())
         ended = asyncio.ensure_future(self.exited.wait())
         try:
@@ -563,30 +640,13 @@ class _Run:
         finally:
             ended.cancel()
             self.s.master_ready.set()
-        master = self.s.master
-        if master < 0:
+        if self.s.master < 0:
             return
-        q: asyncio.Queue[bytes] = asyncio.Queue()
-
-        def readable() -> None:
-            try:
-                data = os.read(master, 65536)
-            except BlockingIOError:
-                return
-            except OSError:
-                data = b""  # EIO: every slave fd closed
-            if not data:
-                loop.remove_reader(master)
-            q.put_nowait(data)
-
-        loop.add_reader(master, readable)
+        reader = _FdReader(self.s.master, owned=False)  # closed by the session's end
         try:
-            await self._read_until_done(q.get, lambda d: self._send(STDOUT, d))
+            await self._read_until_done(reader, lambda d: self._send(STDOUT, d))
         finally:
-            try:
-                loop.remove_reader(master)
-            except (ValueError, OSError):
-                pass
+            reader.close()
 
     # -------------------------------------------------------------- end
 
@@ -595,8 +655,10 @@ class _Run:
         proc = self.proc
         assert proc is not None
         pumps = [asyncio.ensure_future(self._pump_stderr())]
-        if proc.stdout is not None:
-            pumps.append(asyncio.ensure_future(self._pump_stdout()))
+        if self._out is not None:
+            out = self._out
+            pumps.append(asyncio.ensure_future(
+                self._read_until_done(out, lambda d: self._send(STDOUT, d))))
         if self._listener is not None:
             pumps.append(asyncio.ensure_future(self._pump_master()))
         feeder = asyncio.ensure_future(self._pump_stdin())
@@ -617,6 +679,7 @@ class _Run:
             feeder.cancel()
             if self._listener is not None:
                 self._listener.close()
+            self._close_fds()
             shutil.rmtree(self.tmp, ignore_errors=True)
         code = rc if rc >= 0 else 128 - rc
         if not started:
