@@ -307,3 +307,34 @@ exec {runtime} "$@"
         assert state(d, cid)["Running"]
         d.docker("rm", "-f", cid)
         assert not monitors_of(cid) and not mounts_of(cid)
+
+
+@pytest.mark.parametrize("delay", [0.0, 0.03, 0.08])
+def test_kill_during_rm(daemon: Daemon, cleanup, delay: float) -> None:
+    """The daemon dies while ``docker rm`` removes stopped containers: afterwards each one is
+    either gone without a trace or still listed (exited), and a second ``rm`` removes it."""
+    ids = [daemon.json("POST", "/containers/create", {"Image": "busybox", "Cmd": ["true"]})["Id"]
+           for _ in range(4)]
+    for cid in ids:
+        daemon.docker("start", cid)
+    for cid in ids:
+        daemon.docker("wait", cid)
+    cfg = daemon.tmp / "docker-config"
+    cfg.mkdir(exist_ok=True)
+    rm = subprocess.Popen(["docker", "-H", daemon.host, "rm", *ids], stdout=subprocess.DEVNULL,
+                          stderr=subprocess.DEVNULL, env={**os.environ, "DOCKER_CONFIG": str(cfg)})
+    time.sleep(delay)
+    daemon.kill9()
+    rm.communicate(timeout=60)
+    daemon.restart()
+    left = set(daemon.docker("ps", "-aq", "--no-trunc").stdout.split())
+    for cid in ids:
+        if cid in left:
+            assert state(daemon, cid)["Status"] == "exited"
+        else:
+            assert not (_containers_dir(daemon) / cid).exists(), f"{cid}: removed, its dir stays"
+        assert not mounts_of(cid) and not monitors_of(cid)
+    if left:
+        daemon.docker("rm", *left)
+    assert daemon.docker("ps", "-aq").stdout.strip() == ""
+    assert not _containers_dir(daemon).exists() or not list(_containers_dir(daemon).iterdir())
