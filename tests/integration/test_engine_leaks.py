@@ -62,10 +62,11 @@ def monitors(ids: set[str]) -> list[int]:
 
 
 def exit_dir(d: Daemon) -> Path:
-    """The daemon's exit files (``<exec-root>/exits``), from the monitor's command line is not
-    available once it is gone: the default exec root unless the test daemon was given one."""
-    args = list(d.extra_args)
-    root = args[args.index("--exec-root") + 1] if "--exec-root" in args else "/run/dockyard"
+    """The daemon's exit files: ``<exec-root>/exits`` (the default exec root unless its command
+    line names one)."""
+    with open(f"/proc/{d.pid}/cmdline", "rb") as f:
+        argv = [a.decode() for a in f.read().split(b"\0")]
+    root = argv[argv.index("--exec-root") + 1] if "--exec-root" in argv else "/run/dockyard"
     return Path(root) / "exits"
 
 
