@@ -13,6 +13,7 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
+import threading
 import time
 from datetime import datetime
 from pathlib import Path
@@ -188,6 +189,21 @@ def test_a_second_crash_after_adoption(daemon: Daemon, cleanup) -> None:
     daemon.restart()
     st = state(daemon, cid)
     assert st["Running"], st
+    # a follower of the adopted container's log gets its new lines
+    cfg = daemon.tmp / "docker-config"
+    cfg.mkdir(exist_ok=True)
+    follow = subprocess.Popen(["docker", "-H", daemon.host, "logs", "-f", "--tail", "0", cid],
+                              stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
+                              env={**os.environ, "DOCKER_CONFIG": str(cfg)})
+    watchdog = threading.Timer(20, follow.kill)  # no line in 20 s: readline ends, the test fails
+    watchdog.start()
+    try:
+        first = int(follow.stdout.readline())
+        assert int(follow.stdout.readline()) == first + 1
+    finally:
+        watchdog.cancel()
+        follow.kill()
+        follow.wait()
     os.kill(st["Pid"], signal.SIGKILL)
     assert daemon.docker("wait", cid).stdout.strip() == "137"
     st = state(daemon, cid)
@@ -338,3 +354,18 @@ def test_kill_during_rm(daemon: Daemon, cleanup, delay: float) -> None:
         daemon.docker("rm", *left)
     assert daemon.docker("ps", "-aq").stdout.strip() == ""
     assert not _containers_dir(daemon).exists() or not list(_containers_dir(daemon).iterdir())
+
+
+def test_paused_container_survives_a_crash(daemon: Daemon, cleanup) -> None:
+    """A paused container stays paused across a daemon crash and unpauses afterwards."""
+    cid = run_d(daemon, "busybox", "sh", "-c", COUNTER)
+    daemon.docker("pause", cid)
+    daemon.kill9()
+    daemon.restart()
+    st = state(daemon, cid)
+    assert st["Status"] == "paused" and st["Paused"], st
+    before = log_numbers(daemon, cid)
+    daemon.docker("unpause", cid)
+    wait_for("the unpaused container to log", lambda: len(log_numbers(daemon, cid)) > len(before))
+    daemon.docker("stop", cid)
+    assert state(daemon, cid)["ExitCode"] == 0
