@@ -211,6 +211,48 @@ def test_exec_tty_has_a_pty_and_follows_resizes(d: Daemon, box: str) -> None:
     assert code == 7
 
 
+def test_exec_detach_keys_leave_the_process_running(d: Daemon, box: str) -> None:
+    seen = bytearray()
+
+    def drive(master: int, pid: int) -> None:
+        _read_until(master, b"# ", seen)
+        os.write(master, b"echo $((6*7))\r")
+        _read_until(master, b"42", seen)
+        os.write(master, b"\x10\x11")  # ctrl-p ctrl-q
+
+    _, rest = _docker_in_pty(d, ["exec", "-it", box, "sh"], drive)
+    assert "read escape sequence" in rest  # the docker CLI's own words (it exits 1, as with dockerd)
+    ids = json.loads(d.docker("inspect", box).stdout)[0]["ExecIDs"]
+    assert ids and d.json("GET", f"/exec/{ids[0]}/json")["Running"] is True
+
+
+def test_exec_detach_keys_end_the_stream_in_the_daemon(d: Daemon, box: str) -> None:
+    e = d.json("POST", f"/containers/{box}/exec",
+               {"Cmd": ["sh"], "Tty": True, "AttachStdin": True, "AttachStdout": True,
+                "DetachKeys": "ctrl-x,x"}, status=201)
+    s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    s.settimeout(30)
+    s.connect(str(d.sock))
+    body = b'{"Tty": true}'
+    s.sendall(f"POST /exec/{e['Id']}/start HTTP/1.1\r\nHost: x\r\nContent-Type: "
+              f"application/json\r\nConnection: Upgrade\r\nUpgrade: tcp\r\n"
+              f"Content-Length: {len(body)}\r\n\r\n".encode() + body)
+    seen = bytearray()
+    try:
+        while b"# " not in seen:
+            seen += s.recv(65536)
+        s.sendall(b"echo $((6*7))\r")
+        while b"42" not in seen.split(b"\r\n\r\n", 1)[-1]:
+            seen += s.recv(65536)
+        s.sendall(b"\x18x")  # ctrl-x x: the stream ends, sh stays
+        while chunk := s.recv(65536):
+            seen += chunk
+    finally:
+        s.close()
+    info = d.json("GET", f"/exec/{e['Id']}/json")
+    assert info["Running"] is True and info["ExitCode"] is None
+
+
 def test_exec_tty_over_the_api_is_raw(d: Daemon, box: str) -> None:
     e = d.json("POST", f"/containers/{box}/exec",
                {"Cmd": ["sh", "-c", "tty; echo err >&2"], "Tty": True, "AttachStdout": True,

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 import sys
 from pathlib import Path
 from types import SimpleNamespace
@@ -14,8 +13,8 @@ from types import SimpleNamespace
 import pytest
 
 from dockyard.engine.exec import (
-    ExecConfig, ExecService, ExecStartFailed, exec_env, parse_exec_config, process_spec,
-    start_error)
+    DetachScanner, ExecConfig, ExecService, ExecStartFailed, detach_key_bytes, exec_env,
+    parse_exec_config, process_spec, start_error)
 from dockyard.engine.model import State
 from dockyard.engine.runtime_cmd import Runtime
 from dockyard.errors import Conflict, InvalidArgument, NotFound
@@ -44,10 +43,28 @@ def test_parse_exec_config_reads_docker_fields() -> None:
     ({"Cmd": ["x"], "WorkingDir": "rel"}, "needs to be an absolute path"),
     ({"Cmd": ["x"], "User": 5}, "User must be a string"),
     ({"Cmd": ["x"], "ConsoleSize": [1]}, "ConsoleSize must be [height, width]"),
+    ({"Cmd": ["x"], "DetachKeys": "ctrl-1"}, "Invalid detach keys"),
 ])
 def test_parse_exec_config_refuses(body: dict, message: str) -> None:
     with pytest.raises(InvalidArgument, match=message.replace("[", r"\[")):
         parse_exec_config(body)
+
+
+def test_detach_keys_as_docker_reads_them() -> None:
+    assert detach_key_bytes("ctrl-p,ctrl-q") == b"\x10\x11"
+    assert detach_key_bytes("ctrl-@,ctrl-_,a") == b"\x00\x1fa"
+    for bad in ("ctrl-", "ctrl-pq", "ab", ""):
+        with pytest.raises(InvalidArgument):
+            detach_key_bytes(bad)
+
+
+def test_detach_scanner_holds_a_prefix_and_finds_the_keys() -> None:
+    s = DetachScanner(b"\x10\x11")
+    assert s.feed(b"ab\x10") == (b"ab", False)  # ctrl-p held back
+    assert s.feed(b"c") == (b"\x10c", False)  # not the keys: passed on in order
+    assert s.feed(b"x\x10\x10") == (b"x\x10", False)  # the second ctrl-p may start them
+    assert s.feed(b"\x11rest") == (b"", True)
+    assert DetachScanner(b"\x10\x11").feed(b"ls\r\x10\x11") == (b"ls\r", True)
 
 
 # ------------------------------------------------------------------ environment, process

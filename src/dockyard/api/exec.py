@@ -48,7 +48,7 @@ async def create(request: web.Request) -> web.Response:
 
 async def start(request: web.Request) -> web.StreamResponse:
     from dockyard.api.hijack import RawStream
-    from dockyard.engine.exec import parse_console_size
+    from dockyard.engine.exec_request import parse_console_size
 
     execs = _execs(request)
     exec_id = request.match_info["id"]

@@ -1,11 +1,13 @@
 """``docker exec``: a new process in a running container, through the OCI runtime's ``exec``.
 
     create: ``POST /containers/{id}/exec`` → an ``ExecSession`` (not started) in the registry
-    start:  process spec (the container's ``config.json`` process + the exec's settings) → a temp
-            file → ``RUNTIME --log L exec --process F --pid-file P [--console-socket S] ID`` as an
-            asyncio subprocess, in the foreground: the runtime exits with the process's code
+    start:  process spec (the container's ``config.json`` process + the exec's settings,
+            ``engine/exec_request.py``) → a temp file → ``RUNTIME --root R exec --process F
+            --pid-file P [--console-socket S] ID`` as a subprocess in the foreground: the runtime
+            exits with the process's code (128+n for a signal)
     io:     without a TTY the runtime's stdio are pipes (the process inherits them); with one the
-            runtime sends the pty master over the console socket (SCM_RIGHTS) and we pump it
+            runtime sends the pty master over the console socket (SCM_RIGHTS) and we pump it;
+            with a TTY the detach keys (ctrl-p,ctrl-q) end the stream, the process runs on
     exit:   exit code, ``exec_die`` event; the record stays until its container is removed
 
 Why the pid file: the runtime writes it only once the process runs, so "exited without a pid
@@ -24,8 +26,10 @@ import shutil
 import socket
 import tempfile
 
-from dockyard.errors import Conflict, DockyardError, InvalidArgument, NotFound
-from dockyard.record import Record
+from dockyard.engine.exec_request import (
+    DEFAULT_DETACH_KEYS, DetachScanner, ExecConfig, detach_key_bytes, exec_env,
+    parse_console_size, parse_exec_config, process_spec, start_error)
+from dockyard.errors import Conflict, DockyardError, NotFound
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -49,131 +53,6 @@ class ExecStartFailed(DockyardError):
     """The runtime could not start the process (dockerd: ``OCI runtime exec failed``)."""
 
     http_status = 500
-
-
-# ------------------------------------------------------------------ the request (pure)
-
-
-class ExecConfig(Record):
-    """``POST /containers/{id}/exec`` body, typed."""
-
-    cmd: tuple[str, ...]
-    env: tuple[str, ...] = ()
-    user: str = ""
-    working_dir: str = ""
-    tty: bool = False
-    privileged: bool = False
-    attach_stdin: bool = False
-    attach_stdout: bool = False
-    attach_stderr: bool = False
-    detach_keys: str = ""
-    console_size: tuple[int, int] | None = None  # (height, width)
-
-
-def _strings(body: dict, key: str) -> tuple[str, ...]:
-    v = body.get(key)
-    if v is None:
-        return ()
-    if isinstance(v, str):
-        return (v,)
-    if not isinstance(v, list) or not all(isinstance(x, str) for x in v):
-        raise InvalidArgument(f"exec create: {key} must be a list of strings")
-    return tuple(v)
-
-
-def parse_console_size(v: object, what: str) -> tuple[int, int] | None:
-    if v is None:
-        return None
-    if not isinstance(v, list) or len(v) != 2 or not all(isinstance(x, int) and x >= 0 for x in v):
-        raise InvalidArgument(f"{what}: ConsoleSize must be [height, width]")
-    return (v[0], v[1]) if v[0] or v[1] else None
-
-
-def parse_exec_config(body: dict) -> ExecConfig:
-    if not isinstance(body, dict):
-        raise InvalidArgument("exec create: expected a JSON object")
-    cmd = _strings(body, "Cmd")
-    if not cmd:
-        raise InvalidArgument("No exec command specified")
-    env = _strings(body, "Env")
-    for e in env:
-        if not e or e.startswith("=") or "\0" in e:
-            raise InvalidArgument(f"exec create: invalid environment variable {e!r}")
-
-    def text(key: str) -> str:
-        v = body.get(key)
-        if v is not None and not isinstance(v, str):
-            raise InvalidArgument(f"exec create: {key} must be a string")
-        return v or ""
-
-    wd = text("WorkingDir")
-    if wd and not wd.startswith("/"):
-        raise InvalidArgument(f"the working directory '{wd}' is invalid, it needs to be an "
-                              "absolute path")
-    return ExecConfig(cmd=cmd, env=env, user=text("User"), working_dir=wd,
-                      tty=bool(body.get("Tty")), privileged=bool(body.get("Privileged")),
-                      attach_stdin=bool(body.get("AttachStdin")),
-                      attach_stdout=bool(body.get("AttachStdout")),
-                      attach_stderr=bool(body.get("AttachStderr")),
-                      detach_keys=text("DetachKeys"),
-                      console_size=parse_console_size(body.get("ConsoleSize"), "exec create"))
-
-
-def exec_env(base: list[str], exec_env_: tuple[str, ...], *, tty: bool,
-             config_env: list[str]) -> list[str]:
-    """dockerd's exec environment: the container's (PATH, HOSTNAME, its Env), ``TERM=xterm``
-    only when the exec has a TTY (unless the container's Env sets TERM), then the exec's Env
-    replacing or appending by key; a bare ``KEY`` removes it."""
-    env = list(base)
-    own_term = any(e.split("=", 1)[0] == "TERM" for e in config_env)
-    if not own_term:
-        env = [e for e in env if e.split("=", 1)[0] != "TERM"]
-        if tty:
-            env.append("TERM=xterm")
-    for e in exec_env_:
-        key, eq, _ = e.partition("=")
-        env = [x for x in env if x.split("=", 1)[0] != key]
-        if eq:
-            env.append(e)
-    return env
-
-
-def process_spec(base: dict, cfg: ExecConfig, *, env: list[str],
-                 user: tuple[int, int, tuple[int, ...]] | None,
-                 console_size: tuple[int, int] | None, all_caps: tuple[str, ...]) -> dict:
-    """The OCI ``process`` for the exec: the container's process with the exec's args, env, user
-    (``None``: the container's), cwd, terminal and (privileged) every capability."""
-    p = {k: v for k, v in base.items() if k != "consoleSize"}
-    p["args"] = list(cfg.cmd)
-    p["env"] = env
-    p["terminal"] = cfg.tty
-    if cfg.working_dir:
-        p["cwd"] = cfg.working_dir
-    p.setdefault("cwd", "/")
-    if user is not None:
-        uid, gid, extra = user
-        u = {k: v for k, v in (base.get("user") or {}).items() if k == "umask"}
-        u.update(uid=uid, gid=gid)
-        if extra:
-            u["additionalGids"] = list(extra)
-        p["user"] = u
-    if cfg.privileged:
-        caps = list(all_caps)
-        p["capabilities"] = {"bounding": caps, "effective": caps, "permitted": caps}
-    if cfg.tty and console_size:
-        p["consoleSize"] = {"height": console_size[0], "width": console_size[1]}
-    return p
-
-
-def start_error(stderr_text: str, container_id: str) -> str:
-    """dockerd's text for a failed exec start from the runtime's error line."""
-    from dockyard.engine.runtime_cmd import message
-
-    msg = message(stderr_text.encode()) or "the process did not start"
-    prefix = f"exec in container {container_id}: "
-    if msg.startswith(prefix):
-        msg = msg[len(prefix):]
-    return f"OCI runtime exec failed: exec failed: {msg}: unknown"
 
 
 def _new_id() -> str:
@@ -305,14 +184,24 @@ class ExecService:
             shutil.rmtree(tmp, ignore_errors=True)
             self._finish(s, START_FAILED)
             raise
+        finishing = asyncio.ensure_future(run.finish())
+        s.tasks.add(finishing)  # runs on if the client goes away: the exit is still recorded
+        finishing.add_done_callback(_retrieve)
         if detach:
-            s.spawn(run.finish_quietly())
             await run.decided
             if not run.decided.result():
                 code = await s.done
                 raise ExecStartFailed(run.error or f"exec failed with exit code {code}")
             return None
-        return await run.finish()
+        detached = asyncio.ensure_future(run.detached.wait())
+        try:
+            await asyncio.wait({finishing, detached},
+                               return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            detached.cancel()
+        if finishing.done():
+            return finishing.result()
+        return None  # the client typed the detach keys: the process runs on
 
     async def _write_process(self, s: ExecSession, tmp: str,
                              console_size: tuple[int, int] | None) -> str:
@@ -377,6 +266,12 @@ def execs_of(svc) -> ExecService:  # noqa: ANN001 - ContainerService
     if execs is None:
         execs = svc.execs = ExecService(svc)
     return execs
+
+
+def _retrieve(task: asyncio.Future) -> None:
+    """Done callback of a run nobody may await any more: log its failure."""
+    if not task.cancelled() and task.exception() is not None:
+        log.error("exec run failed: %s", task.exception())
 
 
 def _check_running(c: Container) -> None:
@@ -467,6 +362,7 @@ class _Run:
         loop = asyncio.get_running_loop()
         self.decided: asyncio.Future[bool] = loop.create_future()  # True: the process runs
         self.exited = asyncio.Event()
+        self.detached = asyncio.Event()  # the client typed the detach keys
         self.error = ""
         self._stderr = bytearray()
         self._listener: socket.socket | None = None
@@ -585,8 +481,20 @@ class _Run:
         if q is None:
             return
         cfg = self.s.config
+        scanner = DetachScanner(detach_key_bytes(cfg.detach_keys or DEFAULT_DETACH_KEYS)) \
+            if cfg.tty else None
         while True:
             data = await q.get()
+            if data is not None and scanner is not None and cfg.attach_stdin:
+                data, typed = scanner.feed(data)
+                if typed:
+                    if data:
+                        await self.s.master_ready.wait()
+                        if self.s.master >= 0:
+                            await _write_fd(self.s.master, data)
+                    self.output = None
+                    self.detached.set()
+                    return
             if data is None:
                 if self._stdin_w >= 0:
                     os.close(self._stdin_w)
@@ -699,12 +607,6 @@ class _Run:
             except (ConnectionError, RuntimeError):
                 pass
 
-    async def finish_quietly(self) -> None:
-        try:
-            await self.finish()
-        except Exception:  # noqa: BLE001 - a detached exec has nobody to tell
-            log.exception("exec %s in container %s", self.s.id, self.s.container.id)
-
 
 async def _write_fd(fd: int, data: bytes) -> None:
     view = memoryview(data)
@@ -717,5 +619,6 @@ async def _write_fd(fd: int, data: bytes) -> None:
         view = view[n:]
 
 
-__all__ = ["ExecConfig", "ExecService", "ExecSession", "ExecStartFailed", "exec_env", "execs_of",
+__all__ = ["DEFAULT_DETACH_KEYS", "DetachScanner", "ExecConfig", "ExecService", "ExecSession",
+           "ExecStartFailed", "detach_key_bytes", "exec_env", "execs_of", "parse_console_size",
            "parse_exec_config", "process_spec", "start_error"]
