@@ -307,6 +307,21 @@ def test_records_go_when_their_container_is_removed(tmp_path: Path) -> None:
     asyncio.run(run())
 
 
+def test_ended_records_go_after_a_while(tmp_path: Path) -> None:
+    async def run() -> None:
+        from dockyard.engine import exec as exec_mod
+
+        execs, _, _ = _service(tmp_path)
+        s = execs.create("c1", {"Cmd": ["true"]})
+        await execs.start(s.id, detach=False, output=_collect()[1])
+        assert execs.inspect(s.id)["ExitCode"] == 0
+        s.ended_at -= exec_mod.KEEP_EXITED + 1
+        with pytest.raises(NotFound):
+            execs.inspect(s.id)
+
+    asyncio.run(run())
+
+
 def test_the_process_file_has_the_execs_settings(tmp_path: Path) -> None:
     async def run() -> None:
         execs, _, _ = _service(tmp_path)

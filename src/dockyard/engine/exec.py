@@ -25,6 +25,7 @@ import os
 import shutil
 import socket
 import tempfile
+import time
 
 from dockyard.engine.exec_request import (
     DEFAULT_DETACH_KEYS, DetachScanner, ExecConfig, detach_key_bytes, exec_env,
@@ -47,6 +48,8 @@ START_FAILED = 126
 #: After the process exited, output still held by a background child is not waited for longer.
 DRAIN_IDLE = 0.3
 _POLL = 0.01
+#: Seconds an ended exec can still be inspected (while its container exists).
+KEEP_EXITED = 600.0
 
 
 class ExecStartFailed(DockyardError):
@@ -72,6 +75,7 @@ class ExecSession:
         self.running = False
         self.started = False
         self.exit_code: int | None = None
+        self.ended_at = 0.0  # monotonic
         self.pid = 0
         self.master = -1
         self.master_ready = asyncio.Event()  # set once the pty master came (or never will)
@@ -110,9 +114,14 @@ class ExecService:
         self.sessions: dict[str, ExecSession] = {}
 
     def _prune(self) -> None:
-        """Records of removed containers go (dockerd keeps them until the container is removed)."""
+        """Ended sessions go with their container, or ``KEEP_EXITED`` seconds after they ended
+        (dockerd's exec GC drops them 5-10 minutes after)."""
+        now = time.monotonic()
         for eid, s in list(self.sessions.items()):
-            if self.svc.containers.get(s.container.id) is not s.container and not s.running:
+            if s.running:
+                continue
+            if self.svc.containers.get(s.container.id) is not s.container or \
+                    (s.ended_at and now - s.ended_at > KEEP_EXITED):
                 del self.sessions[eid]
 
     def get(self, exec_id: str) -> ExecSession:
@@ -236,6 +245,7 @@ class ExecService:
             return
         s.exit_code = code
         s.running = False
+        s.ended_at = time.monotonic()
         s.master_ready.set()
         if s.master >= 0:
             os.close(s.master)
