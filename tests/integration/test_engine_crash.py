@@ -369,3 +369,28 @@ def test_paused_container_survives_a_crash(daemon: Daemon, cleanup) -> None:
     wait_for("the unpaused container to log", lambda: len(log_numbers(daemon, cid)) > len(before))
     daemon.docker("stop", cid)
     assert state(daemon, cid)["ExitCode"] == 0
+
+
+def test_auto_remove_container_that_exited_while_down(daemon: Daemon, cleanup,
+                                                      tmp_path: Path) -> None:
+    """As dockerd's restore: a ``--rm`` container that is not running when the daemon comes back
+    is removed; one that still runs is adopted and removed when it exits."""
+    ctl = tmp_path / "ctl"
+    ctl.mkdir()
+    wait_file = "while [ ! -e /ctl/{0} ]; do sleep 0.05; done"
+    gone = run_d(daemon, "--rm", "-v", f"{ctl}:/ctl", "busybox", "sh", "-c",
+                 wait_file.format("first"))
+    later = run_d(daemon, "--rm", "-v", f"{ctl}:/ctl", "busybox", "sh", "-c",
+                  wait_file.format("second"))
+    daemon.kill9()
+    (ctl / "first").touch()
+    wait_for("the first container's monitor to exit", lambda: not monitors_of(gone))
+    daemon.restart()
+    wait_for("the exited --rm container to be removed",
+             lambda: gone not in daemon.docker("ps", "-aq", "--no-trunc").stdout)
+    assert not (_containers_dir(daemon) / gone).exists() and not mounts_of(gone)
+    assert state(daemon, later)["Running"]
+    (ctl / "second").touch()
+    wait_for("the adopted --rm container to be removed after its exit",
+             lambda: later not in daemon.docker("ps", "-aq", "--no-trunc").stdout)
+    assert not (_containers_dir(daemon) / later).exists() and not mounts_of(later)

@@ -439,6 +439,9 @@ class ContainerService(Lifecycle):
             except DockyardError as e:
                 log.error("container %s: re-adopting failed: %s", c.id, e)
         for c in list(self.containers.values()):
+            if c.req.auto_remove and c.state.status in ("created", "exited"):
+                await self._auto_remove(c)  # as dockerd's restore: a --rm container not running
+                continue
             await self.restart_on_daemon_start(c)
 
 
