@@ -394,3 +394,18 @@ def test_auto_remove_container_that_exited_while_down(daemon: Daemon, cleanup,
     wait_for("the adopted --rm container to be removed after its exit",
              lambda: later not in daemon.docker("ps", "-aq", "--no-trunc").stdout)
     assert not (_containers_dir(daemon) / later).exists() and not mounts_of(later)
+
+
+def test_containers_outlive_a_clean_daemon_stop(daemon: Daemon, cleanup) -> None:
+    """SIGTERM stops the daemon, not its containers (live restore): they run on and are adopted
+    by the next daemon."""
+    cid = run_d(daemon, "busybox", "sh", "-c", COUNTER)
+    pid = state(daemon, cid)["Pid"]
+    daemon.stop()
+    assert monitors_of(cid), "the container's monitor went with the daemon"
+    os.kill(pid, 0)  # still there
+    daemon.start()
+    st = state(daemon, cid)
+    assert st["Running"] and st["Pid"] == pid, st
+    daemon.docker("stop", cid)
+    assert state(daemon, cid)["ExitCode"] == 0
