@@ -118,8 +118,12 @@ def test_process_spec_applies_the_execs_settings() -> None:
 def test_start_error_reads_like_dockerd() -> None:
     err = ('dockyard-runtime: exec in container abc: exec: "nosuch": executable file not found '
            'in $PATH\n')
-    assert start_error(err, "abc") == ('OCI runtime exec failed: exec failed: exec: "nosuch": '
-                                       'executable file not found in $PATH: unknown')
+    want = ('OCI runtime exec failed: exec failed: unable to start container process: exec: '
+            '"nosuch": executable file not found in $PATH: unknown')
+    assert start_error(err, "abc") == want
+    runc = ('time="2026-01-01T00:00:00Z" level=error msg="exec failed: unable to start container '
+            'process: exec: \\"nosuch\\": executable file not found in $PATH"\n')
+    assert start_error(runc, "abc") == want
     assert start_error("", "abc").startswith("OCI runtime exec failed: exec failed: ")
 
 
@@ -221,8 +225,9 @@ def test_a_failed_start_is_126_with_dockerds_message_and_no_stderr(tmp_path: Pat
         s = execs.create("c1", {"Cmd": ["nosuch"], "AttachStdout": True, "AttachStderr": True})
         got, sink = _collect()
         assert await execs.start(s.id, detach=False, output=sink) == 126
-        assert got == [(1, b'OCI runtime exec failed: exec failed: exec: "nosuch": executable '
-                           b'file not found in $PATH: unknown\r\n')]
+        assert got == [(1, b'OCI runtime exec failed: exec failed: unable to start container '
+                           b'process: exec: "nosuch": executable file not found in $PATH: '
+                           b'unknown\r\n')]
         assert events[-1] == ("exec_die", {"execID": s.id, "exitCode": "126"})
         d = execs.create("c1", {"Cmd": ["nosuch"]})
         with pytest.raises(ExecStartFailed, match="OCI runtime exec failed"):
@@ -299,7 +304,7 @@ def test_records_go_when_their_container_is_removed(tmp_path: Path) -> None:
         execs, _, _ = _service(tmp_path)
         s = execs.create("c1", {"Cmd": ["true"]})
         assert execs.inspect(s.id)["ProcessConfig"] == {
-            "arguments": [], "entrypoint": "true", "privileged": False, "tty": False, "user": ""}
+            "arguments": [], "entrypoint": "true", "privileged": False, "tty": False}
         execs.svc.containers.clear()
         with pytest.raises(NotFound):
             execs.inspect(s.id)

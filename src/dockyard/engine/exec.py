@@ -90,7 +90,8 @@ class ExecSession:
             "OpenStderr": cfg.attach_stderr, "OpenStdin": cfg.attach_stdin,
             "OpenStdout": cfg.attach_stdout,
             "ProcessConfig": {"arguments": list(cfg.cmd[1:]), "entrypoint": cfg.cmd[0],
-                              "privileged": cfg.privileged, "tty": cfg.tty, "user": cfg.user},
+                              "privileged": cfg.privileged, "tty": cfg.tty,
+                              **({"user": cfg.user} if cfg.user else {})},  # omitempty
             "Running": self.running, "Pid": self.pid}
 
     def spawn(self, coro: Awaitable[None]) -> None:
@@ -177,7 +178,7 @@ class ExecService:
         s = self.get(exec_id)
         c = s.container
         if s.exit_code is not None:
-            raise Conflict(f"exec command {s.id} has already run")
+            raise Conflict(f"Error: Exec command {s.id} has already run")
         if s.started:
             raise Conflict(f"Error: Exec command {s.id} is already running")
         _check_running(c)

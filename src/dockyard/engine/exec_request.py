@@ -125,14 +125,18 @@ def process_spec(base: dict, cfg: ExecConfig, *, env: list[str],
 
 
 def start_error(stderr_text: str, container_id: str) -> str:
-    """dockerd's text for a failed exec start from the runtime's error line."""
-    from dockyard.engine.runtime_cmd import message
-
-    msg = message(stderr_text.encode()) or "the process did not start"
-    prefix = f"exec in container {container_id}: "
-    if msg.startswith(prefix):
-        msg = msg[len(prefix):]
-    return f"OCI runtime exec failed: exec failed: {msg}: unknown"
+    """dockerd's text for a failed exec start, from the runtime's last error line
+    (dockyard-runtime's ``dockyard-runtime: exec in container ID: ...`` or runc's logfmt
+    ``level=error msg="exec failed: ..."``)."""
+    lines = [ln.strip() for ln in stderr_text.splitlines() if ln.strip()]
+    msg = lines[-1] if lines else "the process did not start"
+    if 'msg="' in msg:
+        msg = msg.split('msg="', 1)[1].rsplit('"', 1)[0].replace('\\"', '"')
+    for prefix in ("dockyard-runtime: ", f"exec in container {container_id}: ", "exec failed: ",
+                   "unable to start container process: "):
+        if msg.startswith(prefix):
+            msg = msg[len(prefix):]
+    return f"OCI runtime exec failed: exec failed: unable to start container process: {msg}: unknown"
 
 
 def detach_key_bytes(text: str) -> bytes:
