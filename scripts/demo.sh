@@ -136,7 +136,7 @@ echo '$ dockyard ps'
 dy ps
 
 heading "8. the page, fetched from the host"
-echo "\$ curl http://127.0.0.1:$PORT/"
+echo "GET http://127.0.0.1:$PORT/ (from the host, Python's urllib)"
 page=$("$PY" - "$PORT" <<'PY'
 import sys, time, urllib.request
 url = f"http://127.0.0.1:{sys.argv[1]}/"
@@ -152,8 +152,11 @@ echo "$page"
 [ "$page" = "$(cat "$web/index.html")" ] || die "the web page did not answer"
 
 heading "9. dockyard stop web, dockyard rm web, stop the daemon"
+echo '$ dockyard stop web'
 dy stop web
+echo "\$ dockyard ps -a --format 'table {{.Names}}\t{{.Status}}'"
 dy ps -a --format 'table {{.Names}}\t{{.Status}}'
+echo '$ dockyard rm web'
 dy rm web
 [ -z "$(dy ps -aq)" ] || die "a container is left"
 stop_daemon
