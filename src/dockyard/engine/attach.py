@@ -9,6 +9,7 @@ container's stdin unless the container keeps it open: ``--leave-stdin-open``).
 from __future__ import annotations
 
 import asyncio
+import os
 import socket
 
 from dockyard.errors import Conflict
@@ -56,14 +57,27 @@ class AttachConn:
         self.sock.close()
 
 
+SUN_PATH_MAX = 107  # a unix socket address holds 108 bytes with its NUL
+
+
 async def connect(path: str) -> AttachConn:
+    """Connect to conmon's attach socket. A path longer than a socket address holds (a deep
+    ``--root``) is reached through ``/proc/self/fd`` of its directory, as conmon binds it."""
     sock = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET | socket.SOCK_CLOEXEC)
     sock.setblocking(False)
+    dir_fd = -1
+    address = path
     try:
-        await asyncio.get_running_loop().sock_connect(sock, path)
+        if len(os.fsencode(path)) > SUN_PATH_MAX:
+            dir_fd = os.open(os.path.dirname(path), os.O_PATH | os.O_CLOEXEC)
+            address = f"/proc/self/fd/{dir_fd}/{os.path.basename(path)}"
+        await asyncio.get_running_loop().sock_connect(sock, address)
     except OSError as e:
         sock.close()
         raise Conflict(f"attach to {path}: {e.strerror or e}") from None
+    finally:
+        if dir_fd >= 0:
+            os.close(dir_fd)
     return AttachConn(sock)
 
 
