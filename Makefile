@@ -1,4 +1,4 @@
-.PHONY: deps test unit integration interop demo bench clean
+.PHONY: deps test unit integration interop demo bench bench-engine clean
 
 VENV   := .venv
 PYTEST := $(VENV)/bin/pytest -q -rfEs
@@ -26,6 +26,10 @@ demo: deps
 
 bench: deps
 	bash bench/runtime/run.sh
+
+# by hand only (root; private dockerd and podman): bench/engine/README
+bench-engine: deps
+	bash bench/engine/run.sh
 
 clean:
 	rm -rf $(VENV) build src/*.egg-info .pytest_cache
