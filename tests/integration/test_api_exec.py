@@ -255,6 +255,20 @@ def test_exec_detach_keys_end_the_stream_in_the_daemon(d: Daemon, box: str) -> N
     assert info["Running"] is True and info["ExitCode"] is None
 
 
+@pytest.mark.skipif(shutil.which("runc") is None, reason="needs runc")
+def test_exec_in_a_runc_container(d: Daemon) -> None:
+    """runc honours --console-socket only with --detach: the TTY exec's exit still counts."""
+    cid = d.docker("run", "-d", "--runtime", "runc", "busybox", "sleep", "1000").stdout.strip()
+    try:
+        assert d.docker("exec", cid, "echo", "hi").stdout == "hi\n"
+        assert d.docker("exec", cid, "sh", "-c", "exit 5", check=False).returncode == 5
+        p = d.docker("exec", "-t", cid, "sh", "-c", "tty; exit 6", check=False)
+        assert p.returncode == 6 and p.stdout.startswith("/dev/pts/")
+        assert d.docker("exec", cid, "nosuch", check=False).returncode == 126
+    finally:
+        d.docker("rm", "-f", cid)
+
+
 def test_exec_tty_over_the_api_is_raw(d: Daemon, box: str) -> None:
     e = d.json("POST", f"/containers/{box}/exec",
                {"Cmd": ["sh", "-c", "tty; echo err >&2"], "Tty": True, "AttachStdout": True,

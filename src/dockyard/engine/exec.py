@@ -391,7 +391,9 @@ class _Run:
             lst.listen(1)
             lst.setblocking(False)
             self._listener = lst
-            args += ["--console-socket", self.console]
+            # detached: runc honours --console-socket only then; the daemon (a subreaper)
+            # inherits the process and waits for it itself
+            args += ["--console-socket", self.console, "--detach"]
         args.append(s.container.id)
         attached = self.output is not None
         child: list[int] = []
@@ -583,6 +585,8 @@ class _Run:
         feeder = asyncio.ensure_future(self._pump_stdin())
         try:
             rc = await proc.wait()
+            if self.s.config.tty and rc == 0 and await self.decided:
+                rc = await _wait_child(self.s.pid)
             self.exited.set()
             await asyncio.gather(*pumps, return_exceptions=True)
             started = await self.decided
@@ -617,6 +621,34 @@ class _Run:
                 await out(STDOUT, (self.error + "\r\n").encode())
             except (ConnectionError, RuntimeError):
                 pass
+
+
+async def _wait_child(pid: int) -> int:
+    """The exit code of ``pid``, a process the daemon inherited (it is a subreaper) from a
+    runtime's ``exec --detach``: a pidfd tells the exit, ``waitid`` reaps it."""
+    try:
+        fd = os.pidfd_open(pid)
+    except OSError as e:
+        log.error("exec process %d: cannot watch it: %s", pid, e.strerror)
+        return 255
+    loop = asyncio.get_running_loop()
+    try:
+        gone = loop.create_future()
+        loop.add_reader(fd, lambda: gone.done() or gone.set_result(None))
+        try:
+            await gone
+        finally:
+            loop.remove_reader(fd)
+        try:
+            r = os.waitid(os.P_PIDFD, fd, os.WEXITED)
+        except ChildProcessError:
+            log.error("exec process %d is not the daemon's child: its exit code is unknown", pid)
+            return 255
+        if r is None:
+            return 255
+        return r.si_status if r.si_code == os.CLD_EXITED else 128 + r.si_status
+    finally:
+        os.close(fd)
 
 
 async def _write_fd(fd: int, data: bytes) -> None:
