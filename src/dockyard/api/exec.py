@@ -7,11 +7,15 @@ stdout) followed by ``\\r\\n``; the client learns the exit code (126) from ``GET
 
 from __future__ import annotations
 
+import logging
+
 from aiohttp import web
 
 from dockyard.api.app import api_version, services
 from dockyard.api.errors import json_response
 from dockyard.errors import DockyardError, InvalidArgument
+
+log = logging.getLogger("dockyard.api")
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -64,7 +68,9 @@ async def start(request: web.Request) -> web.StreamResponse:
     try:
         await execs.start(exec_id, detach=False, output=stream.send, stdin=stream.input,
                           console_size=console_size)
-    except DockyardError as e:
+    except Exception as e:  # noqa: BLE001 - the stream is hijacked: the error goes on it
+        if not isinstance(e, DockyardError):
+            log.exception("exec %s: start failed", exec_id)
         try:
             await stream.send(1, (str(e) + "\r\n").encode())
         except (ConnectionError, RuntimeError):

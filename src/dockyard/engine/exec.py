@@ -3,12 +3,15 @@
     create: ``POST /containers/{id}/exec`` → an ``ExecSession`` (not started) in the registry
     start:  process spec (the container's ``config.json`` process + the exec's settings,
             ``engine/exec_request.py``) → a temp file → ``RUNTIME --root R exec --process F
-            --pid-file P [--console-socket S] ID`` as a subprocess in the foreground: the runtime
-            exits with the process's code (128+n for a signal)
+            --pid-file P ID`` as a subprocess in the foreground: the runtime exits with the
+            process's code (128+n for a signal). With a TTY: ``--console-socket S --detach``
+            (runc honours the socket only when detached); the daemon, a subreaper, inherits the
+            process and waits for it through a pidfd
     io:     without a TTY the runtime's stdio are pipes (the process inherits them); with one the
             runtime sends the pty master over the console socket (SCM_RIGHTS) and we pump it;
-            with a TTY the detach keys (ctrl-p,ctrl-q) end the stream, the process runs on
-    exit:   exit code, ``exec_die`` event; the record stays until its container is removed
+            the detach keys (ctrl-p,ctrl-q) end a TTY's stream, the process runs on
+    exit:   exit code, ``exec_die`` event; the record stays until its container is removed or
+            ``KEEP_EXITED`` seconds after it ended
 
 Why the pid file: the runtime writes it only once the process runs, so "exited without a pid
 file" tells a failed start (command not found: dockerd's exit code 126 and its ``OCI runtime
@@ -216,6 +219,7 @@ class ExecService:
     async def _write_process(self, s: ExecSession, tmp: str,
                              console_size: tuple[int, int] | None) -> str:
         from dockyard.leanjson import dumps, loads
+
         c = s.container
         bundle = self.svc.store.container(c.id)
         cfg = s.config
