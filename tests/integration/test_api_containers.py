@@ -12,6 +12,7 @@ import subprocess
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from urllib.parse import quote
 
 import pytest
 from daemon_util import Daemon, daemon_fixture
@@ -162,3 +163,151 @@ def test_run_capabilities_privileged_and_stop_signal(d: Daemon) -> None:
     d.docker("create", "--name", "sig", "--stop-signal", "SIGUSR1", "busybox", "true")
     assert state(d, "sig", "{{.Config.StopSignal}}") == "SIGUSR1"
     d.docker("rm", "sig")
+
+
+# ------------------------------------------------------------------ create, start, stop, kill, rm
+
+
+def test_create_then_start_and_start_attached(d: Daemon) -> None:
+    cid = d.docker("create", "--name", "cs", "busybox", "sh", "-c", "echo hi; exit 4"
+                   ).stdout.strip()
+    assert len(cid) == 64
+    assert state(d, "cs") == "created"
+    assert d.docker("ps", "-aq", "--filter", "status=created").stdout.split() == [cid[:12]]
+    p = d.docker("start", "-a", "cs", check=False)
+    assert (p.returncode, p.stdout) == (4, "hi\n")
+    assert state(d, "cs", "{{.State.Status}} {{.State.ExitCode}}") == "exited 4"
+    assert d.docker("start", "cs").stdout.strip() == "cs"
+    assert d.docker("wait", "cs").stdout.strip() == "4"
+    d.docker("rm", "cs")
+
+
+def test_stop_restart_kill_and_rm(d: Daemon) -> None:
+    d.docker("run", "-d", "--name", "st", "busybox", "sleep", "300")
+    started = state(d, "st", "{{.State.StartedAt}}")
+    d.docker("restart", "-t", "1", "st")
+    assert state(d, "st") == "running"
+    assert state(d, "st", "{{.State.StartedAt}}") != started
+    d.docker("stop", "-t", "1", "st")  # sleep as pid 1 ignores SIGTERM: killed after 1 s
+    assert state(d, "st", "{{.State.Status}} {{.State.ExitCode}}") == "exited 137"
+    # a stop of a stopped container is fine (304 on the API)
+    code, _, _ = d.request("POST", "/containers/st/stop")
+    assert code == 304
+    d.docker("start", "st")
+    p = d.docker("rm", "st", check=False)
+    assert p.returncode == 1 and "cannot remove a running container" in p.stderr.lower() or \
+        "stop the container" in p.stderr.lower(), p.stderr
+    d.docker("rm", "-f", "st")
+    p = d.docker("inspect", "st", check=False)
+    assert p.returncode == 1 and "No such" in p.stderr
+    # kill -s: the signal reaches a pid 1 that handles it
+    d.docker("run", "-d", "--name", "ks", "busybox", "sh", "-c",
+             "trap 'exit 5' USR1; while true; do sleep 0.1; done")
+    time.sleep(0.3)  # the shell installs its trap before the first sleep
+    d.docker("kill", "-s", "USR1", "ks")
+    poll("ks exits 5", lambda: state(d, "ks", "{{.State.Status}} {{.State.ExitCode}}") == "exited 5")
+    d.docker("start", "ks")
+    d.docker("kill", "ks")
+    assert state(d, "ks", "{{.State.Status}} {{.State.ExitCode}}") == "exited 137"
+    p = d.docker("kill", "ks", check=False)
+    assert p.returncode == 1 and "is not running" in p.stderr
+    d.docker("rm", "ks")
+
+
+def test_stop_sends_the_stop_signal_then_waits(d: Daemon) -> None:
+    # a shell that traps TERM and exits 0: stop ends it without SIGKILL
+    d.docker("run", "-d", "--name", "trap", "busybox", "sh", "-c",
+             "trap 'echo got TERM; exit 0' TERM; while true; do sleep 0.1; done")
+    poll("trap set", lambda: state(d, "trap") == "running")
+    time.sleep(0.3)  # the shell installs its trap before the first sleep
+    d.docker("stop", "trap")
+    assert state(d, "trap", "{{.State.ExitCode}}") == "0"
+    assert "got TERM" in d.docker("logs", "trap").stdout
+    # --stop-signal USR1 with a shell that only traps USR1
+    d.docker("run", "-d", "--name", "usr1", "--stop-signal", "USR1", "busybox", "sh", "-c",
+             "trap 'exit 7' USR1; while true; do sleep 0.1; done")
+    time.sleep(0.3)
+    d.docker("stop", "usr1")
+    assert state(d, "usr1", "{{.State.ExitCode}}") == "7"
+    d.docker("rm", "trap", "usr1")
+
+
+def test_run_rm_leaves_nothing_and_wait_prints_the_code(d: Daemon) -> None:
+    d.docker("run", "--rm", "--name", "gone", "busybox", "true")
+    assert d.docker("ps", "-aq").stdout == ""
+    d.docker("run", "-d", "--name", "w9", "busybox", "sh", "-c", "sleep 0.5; exit 9")
+    assert d.docker("wait", "w9").stdout.strip() == "9"
+    d.docker("rm", "w9")
+
+
+# ------------------------------------------------------------------ ps, inspect
+
+
+def test_ps_filters_and_formats(d: Daemon) -> None:
+    a = d.docker("run", "-d", "--name", "psa", "-l", "app=web", "busybox", "sleep", "300"
+                 ).stdout.strip()
+    b = d.docker("run", "--name", "psb", "-l", "app=db", "busybox", "sh", "-c", "exit 2",
+                 check=False)
+    assert b.returncode == 2
+    bid = state(d, "psb", "{{.Id}}")
+    c = d.docker("create", "--name", "psc", "busybox", "true").stdout.strip()
+
+    def ids(*args: str) -> list[str]:
+        return d.docker("ps", *args).stdout.split()
+
+    assert ids("-q") == [a[:12]]
+    assert ids("-aq") == [c[:12], bid[:12], a[:12]]  # newest first
+    assert ids("-aq", "--no-trunc") == [c, bid, a]
+    assert ids("-q", "-n", "2") == [c[:12], bid[:12]]
+    assert ids("-q", "-l") == [c[:12]]
+    assert ids("-aq", "--filter", "status=exited") == [bid[:12]]
+    assert ids("-aq", "--filter", "status=running") == [a[:12]]
+    assert ids("-aq", "--filter", "name=psb") == [bid[:12]]
+    assert ids("-aq", "--filter", "label=app=web") == [a[:12]]
+    assert ids("-aq", "--filter", "label=app") == [bid[:12], a[:12]]
+    assert ids("-aq", "--filter", "exited=2") == [bid[:12]]
+    assert ids("-aq", "--filter", f"id={a[:8]}") == [a[:12]]
+    assert ids("-aq", "--filter", "ancestor=busybox") == [c[:12], bid[:12], a[:12]]
+    assert ids("-aq", "--filter", "ancestor=nosuch") == []
+    p = d.docker("ps", "-a", "--filter", "bogus=1", check=False)
+    assert p.returncode != 0 and "bogus" in p.stderr
+
+    out = d.docker("ps", "-a", "--format", "{{.ID}} {{.Names}} {{.Status}}").stdout.splitlines()
+    assert out[0] == f"{c[:12]} psc Created"
+    assert out[1].startswith(f"{bid[:12]} psb Exited (2) ")
+    assert out[2].startswith(f"{a[:12]} psa Up ")
+    table = d.docker("ps", "--format", "table {{.Names}}\t{{.Image}}\t{{.Command}}"
+                     ).stdout.splitlines()
+    assert table[0].split() == ["NAMES", "IMAGE", "COMMAND"]
+    assert table[1].split() == ["psa", "busybox", '"sleep', '300"']
+    default = d.docker("ps").stdout.splitlines()
+    assert default[0].split() == ["CONTAINER", "ID", "IMAGE", "COMMAND", "CREATED", "STATUS",
+                                  "PORTS", "NAMES"]
+    assert default[1].startswith(a[:12]) and default[1].endswith("psa")
+    labels = d.docker("ps", "--format", "{{.Labels}} {{.Label \"app\"}}").stdout.strip()
+    assert labels == "app=web web"
+    d.docker("rm", "-f", "psa", "psb", "psc")
+
+
+def test_inspect_formats_and_raw_shape(d: Daemon) -> None:
+    d.docker("run", "-d", "--name", "ins", "-e", "A=1", "-m", "32m", "busybox", "sleep", "300")
+    assert state(d, "ins", "{{.State.Status}} {{.State.Running}} {{.State.ExitCode}}") == \
+        "running true 0"
+    env = json.loads(state(d, "ins", "{{json .Config.Env}}"))
+    assert "A=1" in env and any(e.startswith("PATH=") for e in env)
+    assert state(d, "ins", "{{.HostConfig.Memory}}") == str(32 << 20)
+    assert state(d, "ins", "{{.Config.Image}} {{.Name}} {{.Path}} {{.Args}}") == \
+        "busybox /ins sleep [300]"
+    raw = d.json("GET", "/containers/ins/json")
+    assert raw["State"]["Pid"] > 0
+    assert raw["Config"]["Cmd"] == ["sleep", "300"]
+    assert raw["HostConfig"]["Memory"] == 32 << 20
+    assert raw["Image"].startswith("sha256:")
+    pid = raw["State"]["Pid"]
+    assert Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")[0] == b"sleep"
+    listed = d.json("GET", "/containers/json?filters=" + quote(json.dumps({"name": ["ins"]})))
+    assert [c["Names"] for c in listed] == [["/ins"]]
+    assert listed[0]["State"] == "running" and listed[0]["Status"].startswith("Up ")
+    code, _, body = d.request("GET", "/containers/nosuch/json")
+    assert code == 404 and json.loads(body)["message"] == "No such container: nosuch"
+    d.docker("rm", "-f", "ins")

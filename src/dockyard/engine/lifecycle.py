@@ -286,13 +286,13 @@ class Lifecycle:
             return
         if not c.state.running:
             raise NotModified(f"container {c.id} is not running")
-        c.state = replace(c.state, manually_stopped=True)
         if timeout is None:
             timeout = c.req.stop_timeout if c.req.stop_timeout is not None else DEFAULT_STOP_TIMEOUT
         sig = signal or c.stop_signal
         c.stopping = True
         try:
-            done = self._exit_future(c)
+            done = self._exit_future(c)  # before any await: an exit meanwhile resolves it
+            await self._mark_manually_stopped(c)
             await self._signal(c, sig)
             if c.state.status == "paused":
                 await self._resume_quietly(c)
@@ -304,6 +304,13 @@ class Lifecycle:
         finally:
             c.stopping = False
         self.publish(c, "stop")  # type: ignore[attr-defined]
+
+    async def _mark_manually_stopped(self, c: Container) -> None:
+        """Recorded before the signal, as dockerd does: if the daemon dies before it handles the
+        exit, the next one must not apply a restart policy to the user's stop."""
+        c.state = replace(c.state, manually_stopped=True)
+        if c.req.restart.name not in ("", "no"):
+            await self.persist(c)  # type: ignore[attr-defined]
 
     async def _signal(self, c: Container, sig: int) -> None:
         from dockyard.engine import runtime_cmd
@@ -344,10 +351,16 @@ class Lifecycle:
         if not c.state.running:
             raise Conflict(f"Cannot kill container: {ref}: Container {c.id} is not running")
         if signal in (SIGKILL, c.stop_signal):
-            c.state = replace(c.state, manually_stopped=True)
+            await self._mark_manually_stopped(c)
+        done = self._exit_future(c) if signal == SIGKILL else None
         await self._signal(c, signal)
         if c.state.status == "paused" and signal == SIGKILL:
             await self._resume_quietly(c)
+        if done is not None:  # as dockerd: a SIGKILLed container is exited when kill answers
+            try:
+                await asyncio.wait_for(asyncio.shield(done), 2)
+            except asyncio.TimeoutError:
+                pass
 
     async def restart(self, ref: str, *, timeout: int | None = None,
                       signal: int | None = None) -> None:
