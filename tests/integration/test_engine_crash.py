@@ -409,3 +409,27 @@ def test_containers_outlive_a_clean_daemon_stop(daemon: Daemon, cleanup) -> None
     assert st["Running"] and st["Pid"] == pid, st
     daemon.docker("stop", cid)
     assert state(daemon, cid)["ExitCode"] == 0
+
+
+def test_stopped_unless_stopped_container_stays_stopped_after_a_crash(
+        daemon: Daemon, cleanup, tmp_path: Path) -> None:
+    """``docker stop`` on a ``--restart unless-stopped`` container, and the daemon dies before
+    the exit is handled: the stop was the user's, so the next daemon does not start it again
+    (dockerd records the manual stop before it signals). (``always`` would start it: Docker
+    restarts a stopped ``always`` container when the daemon starts.)"""
+    ctl = tmp_path / "ctl"
+    ctl.mkdir()
+    cid = run_d(daemon, "--restart", "unless-stopped", "-v", f"{ctl}:/ctl", "busybox", "sh", "-c",
+                "trap 'touch /ctl/term; sleep 1; exit 0' TERM; while :; do sleep 0.05; done")
+    cfg = daemon.tmp / "docker-config"
+    cfg.mkdir(exist_ok=True)
+    stop = subprocess.Popen(["docker", "-H", daemon.host, "stop", cid], stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL,
+                            env={**os.environ, "DOCKER_CONFIG": str(cfg)})
+    wait_for("the stop signal to arrive", (ctl / "term").exists)
+    daemon.kill9()
+    stop.communicate(timeout=30)
+    wait_for("the container's exit", lambda: not monitors_of(cid))
+    daemon.restart()
+    st = state(daemon, cid)
+    assert st["Status"] == "exited" and st["ExitCode"] == 0, st
