@@ -122,7 +122,10 @@ class Lifecycle:
                         name=c.name, tty=req.tty, stdin=req.open_stdin,
                         leave_stdin_open=req.open_stdin and not req.stdin_once,
                         log_driver="none" if req.log.type == "none" else "k8s-file",
-                        log_size_max=req.log.max_size * max(req.log.max_file, 1))
+                        # no conmon ceiling: conmon 2.1.6 does not reset its byte count on
+                        # the daemon's reopen, so a ceiling truncated the live ctr.log each time
+                        # that many bytes had been written in all (lines lost); the daemon rotates
+                        log_size_max=0)
         try:
             monitor_pid, pid = await start_monitor(launch)
         except MonitorError as e:
