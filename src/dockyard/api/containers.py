@@ -229,6 +229,7 @@ async def attach(request: web.Request) -> web.StreamResponse:
     want = {1: qbool(request, "stdout"), 2: qbool(request, "stderr")}
     stream = RawStream(request, tty=c.req.tty, api_multiplexed=api_version(request) >= "1.42")
     await stream.start()
+    svc.publish(c, "attach")  # as dockerd: every attach request, streaming or not
     if not qbool(request, "stream"):
         await stream.finish()
         return stream
