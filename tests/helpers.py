@@ -404,7 +404,7 @@ def new_objects(before: Mapping[str, set[str]], basetemp: Path | str,
         time.sleep(0.25)
 
 
-TEST_CGROUP_PARENTS = ("dockyard-test",)
+TEST_CGROUP_PARENTS = ("dockyard-test", "dockyard")  # "dockyard": the engine's cgroup parent
 
 
 def remove_test_cgroup_parents(parents: tuple[str, ...] = TEST_CGROUP_PARENTS) -> None:

@@ -75,7 +75,9 @@ class Daemon:
         with open(self.log, "ab") as f:
             self.proc = subprocess.Popen(
                 [*CLI, "daemon", "--root", str(self.root), "-H", self.host,
-                 "--config", str(self.config_file), *self.extra_args],
+                 "--config", str(self.config_file),
+                 *(() if "--exec-root" in self.extra_args else
+                   ("--exec-root", str(self.tmp / "exec"))), *self.extra_args],
                 stdout=f, stderr=subprocess.STDOUT)
         deadline = time.monotonic() + START_TIMEOUT
         while True:
