@@ -416,36 +416,74 @@ def test_run_i_pipes_stdin(d: Daemon) -> None:
     assert p.stdout == data
 
 
-def test_run_it_through_a_pty(d: Daemon) -> None:
+def _pty_docker(d: Daemon, rows: int, cols: int, *args: str) -> tuple[int, int]:
+    """Fork ``docker ARGS`` on a new pty of ``rows`` x ``cols``; ``(pid, master fd)``."""
     import fcntl
     import pty
     import struct
     import termios
 
     pid, fd = pty.fork()
-    if pid == 0:  # the child: docker on the pty, 33 rows x 101 columns
-        fcntl.ioctl(0, termios.TIOCSWINSZ, struct.pack("HHHH", 33, 101, 0, 0))
-        os.environ["DOCKER_CONFIG"] = str(d.tmp)
-        os.execvp("docker", ["docker", "-H", d.host, "run", "-it", "--rm", "busybox", "sh", "-c",
-                             "tty; stty size; exit 5"])
-    out = b""
-    deadline = time.monotonic() + 30
-    try:
-        while time.monotonic() < deadline:
-            try:
-                chunk = os.read(fd, 4096)
-            except OSError:  # EIO: the child closed the pty
-                break
-            if not chunk:
-                break
-            out += chunk
-        _, status = os.waitpid(pid, 0)
-    finally:
-        os.close(fd)
+    if pid == 0:  # the child: docker on the pty
+        try:
+            fcntl.ioctl(0, termios.TIOCSWINSZ, struct.pack("HHHH", rows, cols, 0, 0))
+            os.environ["DOCKER_CONFIG"] = str(d.tmp)
+            os.execvp("docker", ["docker", "-H", d.host, *args])
+        finally:
+            os._exit(127)
+    return pid, fd
+
+
+def _pty_read_until(fd: int, marker: bytes, buf: bytes = b"", timeout: float = 20) -> bytes:
+    deadline = time.monotonic() + timeout
+    while marker not in buf:
+        assert time.monotonic() < deadline, f"no {marker!r} in {buf!r}"
+        try:
+            chunk = os.read(fd, 4096)
+        except OSError:  # EIO: the child closed the pty
+            break
+        if not chunk:
+            break
+        buf += chunk
+    return buf
+
+
+def _pty_finish(pid: int, fd: int) -> tuple[bytes, int]:
+    rest = _pty_read_until(fd, b"\0never\0")
+    os.close(fd)
+    _, status = os.waitpid(pid, 0)
+    return rest, os.waitstatus_to_exitcode(status)
+
+
+def test_run_it_through_a_pty(d: Daemon) -> None:
+    pid, fd = _pty_docker(d, 33, 101, "run", "-it", "--rm", "busybox", "sh", "-c",
+                          "tty; stty size; exit 5")
+    out, code = _pty_finish(pid, fd)
     text = out.decode(errors="replace").replace("\r", "")
     assert "/dev/pts/0" in text
     assert "33 101" in text
-    assert os.waitstatus_to_exitcode(status) == 5
+    assert code == 5
+
+
+def test_run_it_follows_window_resizes_and_takes_keys(d: Daemon) -> None:
+    import fcntl
+    import struct
+    import termios
+
+    pid, fd = _pty_docker(d, 20, 70, "run", "-it", "--rm", "--name", "rsz", "busybox", "sh",
+                          "-c", "stty size; read line; echo line=$line; stty size; exit 0")
+    try:
+        buf = _pty_read_until(fd, b"20 70")
+        fcntl.ioctl(fd, termios.TIOCSWINSZ, struct.pack("HHHH", 44, 132, 0, 0))  # SIGWINCH
+        poll("the resize reaches the container's tty", lambda: d.docker(
+            "exec", "rsz", "stty", "-F", "/dev/pts/0", "size", check=False).stdout == "44 132\n")
+        os.write(fd, b"typed\r")
+        buf = _pty_read_until(fd, b"44 132", buf)
+    finally:
+        out, code = _pty_finish(pid, fd)
+    text = (buf + out).decode(errors="replace").replace("\r", "")
+    assert "line=typed" in text
+    assert code == 0
 
 
 # ------------------------------------------------------------------ top, stats, pause, rename, update
@@ -700,3 +738,16 @@ def test_wait_conditions_and_api_errors(d: Daemon) -> None:
         {"Image": "nosuch:9"}).encode(), {"Content-Type": "application/json"})
     assert code == 404 and json.loads(raw)["message"] == "No such image: nosuch:9"
     assert d.json("GET", "/containers/json?all=1") == []
+
+
+def test_run_it_ctrl_c_reaches_the_container(d: Daemon) -> None:
+    pid, fd = _pty_docker(d, 24, 80, "run", "-it", "--rm", "busybox", "sh", "-c",
+                          "trap 'echo got-INT; exit 9' INT; echo ready; "
+                          "while true; do sleep 0.1; done")
+    try:
+        buf = _pty_read_until(fd, b"ready")
+        os.write(fd, b"\x03")
+    finally:
+        out, code = _pty_finish(pid, fd)
+    assert b"got-INT" in buf + out
+    assert code == 9
