@@ -132,13 +132,13 @@ def test_ps_all_shows_exited_and_created(dy):
     assert dy.ok("ps", "-a", "--filter", "status=created", "--format", "{{.Names}}") == "fresh\n"
 
 
-def test_run_it_through_a_pty_gets_the_window_size_and_the_exit_code(dy, daemon):
-    argv = [*CLI, "-H", daemon.host, "run", "-it", "--name", dy.name("tty"), "busybox", "sh"]
+def _in_pty(argv: list[str], script: list[bytes]) -> tuple[int, bytes]:
+    """Run ``argv`` on a new 33x111 pty; type each line of ``script`` at a shell prompt."""
     pid, fd = pty.fork()
     if pid == 0:
         os.execvp(argv[0], argv)
     fcntl.ioctl(fd, termios.TIOCSWINSZ, struct.pack("HHHH", 33, 111, 0, 0))
-    out, script = b"", [b"stty size\r", b"exit 7\r"]
+    out, script = b"", list(script)
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
         ready, _, _ = select.select([fd], [], [], 0.3)
@@ -150,12 +150,29 @@ def test_run_it_through_a_pty_gets_the_window_size_and_the_exit_code(dy, daemon)
             if not chunk:
                 break
             out += chunk
-        elif script and b"# " in out:
+        elif script and b"# " in out:  # busybox's prompt (then a cursor query) came
             os.write(fd, script.pop(0))
+    else:
+        os.kill(pid, signal.SIGKILL)
     _, status = os.waitpid(pid, 0)
     os.close(fd)
-    assert os.waitstatus_to_exitcode(status) == 7, out
+    return os.waitstatus_to_exitcode(status), out
+
+
+def test_run_it_through_a_pty_gets_the_window_size_and_the_exit_code(dy, daemon):
+    code, out = _in_pty([*CLI, "-H", daemon.host, "run", "-it", "--name", dy.name("tty"),
+                         "busybox", "sh"], [b"stty size\r", b"exit 7\r"])
+    assert code == 7, out
     assert b"33 111" in out
+
+
+def test_exec_it_through_a_pty(dy, daemon):
+    name = dy.name("exec-tty")
+    dy.run_d("--name", name, "busybox", "sleep", "300")
+    code, out = _in_pty([*CLI, "-H", daemon.host, "exec", "-it", name, "sh"],
+                        [b"stty size; tty\r", b"exit 5\r"])
+    assert code == 5, out
+    assert b"33 111" in out and b"/dev/pts/" in out
 
 
 def test_ctrl_c_without_a_tty_is_proxied_to_the_container(dy, daemon):
@@ -230,6 +247,22 @@ def test_logs_tail_timestamps_and_streams(dy):
     assert all(re.match(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?Z ", line) for line in stamped)
     assert dy.ok("logs", "--since", "1h", name) == "a\nc\n"
     assert dy.ok("logs", "--until", "2000-01-01T00:00:00Z", name) == ""
+
+
+def test_logs_follow_ends_when_the_container_exits(dy):
+    name = dy.name("follower")
+    dy.run_d("-i", "--name", name, "busybox", "sh", "-c", "echo one; read x; echo two")
+    proc = subprocess.Popen([*CLI, "-H", dy.daemon.host, "logs", "-f", name],
+                            stdout=subprocess.PIPE, text=True)
+    try:
+        assert proc.stdout.readline() == "one\n"
+        assert dy("attach", name, input="go\n").returncode == 0
+        assert proc.wait(30) == 0
+        assert proc.stdout.read() == "two\n"
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
 
 
 def test_top_and_stats(dy):
