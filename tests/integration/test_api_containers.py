@@ -751,3 +751,50 @@ def test_run_it_ctrl_c_reaches_the_container(d: Daemon) -> None:
         out, code = _pty_finish(pid, fd)
     assert b"got-INT" in buf + out
     assert code == 9
+
+
+# ------------------------------------------------------------------ edges
+
+
+def test_detached_rm_is_removed_at_exit_and_paused_containers_stop(d: Daemon) -> None:
+    d.docker("run", "-d", "--rm", "--name", "drm", "busybox", "sleep", "0.3")
+    poll("drm removed", lambda: d.docker("ps", "-aq", "--filter", "name=drm").stdout == "")
+    d.docker("run", "-d", "--name", "pstop", "--stop-timeout", "1", "busybox", "sleep", "300")
+    assert state(d, "pstop", "{{.Config.StopTimeout}}") == "1"
+    d.docker("pause", "pstop")
+    d.docker("stop", "pstop")  # paused: signalled, thawed, killed after the 1 s stop timeout
+    assert state(d, "pstop", "{{.State.Status}} {{.State.ExitCode}}") == "exited 137"
+    d.docker("start", "pstop")
+    d.docker("pause", "pstop")
+    d.docker("rm", "-f", "pstop")
+    assert d.docker("ps", "-aq").stdout == ""
+
+
+def test_hung_health_check_fails_at_its_timeout(d: Daemon) -> None:
+    d.docker("run", "-d", "--name", "hung", "--health-cmd", "sleep 30", "--health-timeout", "1s",
+             "--health-interval", "1s", "--health-retries", "1", "busybox", "sleep", "300")
+    poll("hung unhealthy", lambda: state(d, "hung", "{{.State.Health.Status}}") == "unhealthy",
+         30)
+    log = json.loads(state(d, "hung", "{{json .State.Health.Log}}"))
+    assert log[-1]["ExitCode"] != 0
+    d.docker("run", "-d", "--name", "nohc", "--no-healthcheck", "busybox", "sleep", "300")
+    assert state(d, "nohc", "{{json .State.Health}}") == "null"
+    d.docker("rm", "-f", "hung", "nohc")
+
+
+def test_unless_stopped_restarts_and_a_stop_ends_it(d: Daemon) -> None:
+    d.docker("run", "-d", "--name", "us", "--restart", "unless-stopped", "busybox", "sh", "-c",
+             "sleep 0.2; exit 3")
+    poll("a restart", lambda: int(state(d, "us", "{{.RestartCount}}")) >= 1, 30)
+    d.docker("stop", "-t", "0", "us")
+    assert state(d, "us") == "exited"
+    d.docker("rm", "us")
+
+
+def test_logs_follow_with_tail_and_until(d: Daemon) -> None:
+    d.docker("run", "--name", "lt", "busybox", "sh", "-c", "for i in 1 2 3 4; do echo n$i; done")
+    assert d.docker("logs", "-f", "--tail", "1", "lt").stdout == "n4\n"
+    assert d.docker("logs", "--until", "1h", "lt").stdout == ""  # all were written < 1 h ago
+    assert d.docker("logs", "--until", f"{time.time() + 60:.0f}", "lt").stdout.split() == \
+        ["n1", "n2", "n3", "n4"]
+    d.docker("rm", "lt")
