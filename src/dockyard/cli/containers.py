@@ -404,7 +404,7 @@ def cmd_wait(ctx: Context, argv: Sequence[str], verb: str = "wait") -> int:
         ctx.out.write(f"{doc.get('StatusCode', 0)}\n")
         ctx.out.flush()
 
-    return each(ctx, names, wait, echo=False)
+    return each(ctx, names, wait, echo=False, parallel=False)
 
 
 def cmd_rename(ctx: Context, argv: Sequence[str], verb: str = "rename") -> int:
