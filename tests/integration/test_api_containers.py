@@ -798,3 +798,32 @@ def test_logs_follow_with_tail_and_until(d: Daemon) -> None:
     assert d.docker("logs", "--until", f"{time.time() + 60:.0f}", "lt").stdout.split() == \
         ["n1", "n2", "n3", "n4"]
     d.docker("rm", "lt")
+
+
+def test_more_run_flags_reach_the_process(d: Daemon, tmp_path: Path) -> None:
+    env_file = tmp_path / "env"
+    env_file.write_text("# comment\nFROM_FILE=yes\nEMPTY=\n")
+    p = d.docker("run", "--rm", "--env-file", str(env_file), "--cpus", "0.5", "--cpu-shares",
+                 "512", "--cpuset-cpus", "0", "-m", "64m", "--memory-swap", "128m", "busybox",
+                 "sh", "-c", "echo $FROM_FILE; cat /sys/fs/cgroup/cpu/cpu.cfs_quota_us "
+                 "/sys/fs/cgroup/cpu/cpu.cfs_period_us /sys/fs/cgroup/cpu/cpu.shares "
+                 "/sys/fs/cgroup/cpuset/cpuset.cpus "
+                 "/sys/fs/cgroup/memory/memory.memsw.limit_in_bytes 2>/dev/null")
+    lines = p.stdout.split()
+    assert lines[:5] == ["yes", "50000", "100000", "512", "0"]
+    if len(lines) > 5:  # swap accounting on
+        assert lines[5] == str(128 << 20)
+    src = tmp_path / "m"
+    src.mkdir()
+    p = d.docker("run", "--rm", "--mount", f"type=bind,source={src},target=/m,readonly",
+                 "--network", "none", "busybox", "sh", "-c",
+                 "touch /m/x 2>/dev/null; echo rc=$?; ls /sys/class/net")
+    assert p.stdout.split() == ["rc=1", "lo"]
+    p = d.docker("run", "--rm", "--init", "busybox", "sh", "-c", "cat /proc/1/comm")
+    assert p.stdout.strip() != "sh"  # pid 1 is the init, sh its child
+    host_pid = d.docker("run", "--rm", "--pid", "host", "busybox", "sh", "-c",
+                        "echo $$").stdout.strip()
+    assert int(host_pid) > 1
+    p = d.docker("run", "--rm", "--security-opt", "no-new-privileges", "busybox", "grep",
+                 "NoNewPrivs", "/proc/self/status")
+    assert p.stdout.split() == ["NoNewPrivs:", "1"]
