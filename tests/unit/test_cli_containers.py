@@ -501,3 +501,25 @@ def test_pump_forwards_stdin_and_closes_its_write_side():
     os.close(in_r)
     os.close(out_r)
     theirs.close()
+
+
+def test_pump_detach_keys_leave_the_stream_without_sending_them():
+    from dockyard.cli.stream import Pump
+
+    ours, theirs = socket.socketpair()
+    in_r, in_w = os.pipe()
+    out_r, out_w = os.pipe()
+    os.write(in_w, b"ab\x10c\x10\x11zz")  # a lone ctrl-p passes through; ctrl-p ctrl-q detaches
+    pump = Pump(theirs, b"", tty=True, out_fd=out_w, err_fd=out_w, in_fd=in_r,
+                detach_keys=b"\x10\x11")
+    pump.run()
+    assert pump.detached
+    ours.settimeout(5)
+    got = b""
+    while chunk := ours.recv(100):
+        got += chunk
+    assert got == b"ab\x10c"
+    for fd in (in_r, in_w, out_r, out_w):
+        os.close(fd)
+    ours.close()
+    theirs.close()

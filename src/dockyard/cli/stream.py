@@ -188,6 +188,8 @@ class Pump:
                         if keys.startswith(candidate):
                             held = candidate
                             if held == keys:
+                                if out:  # what was typed before the keys still goes
+                                    self.sock.sendall(bytes(out))
                                 self.detached = True
                                 self.sock.shutdown(socket.SHUT_RDWR)
                                 return
