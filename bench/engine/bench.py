@@ -74,7 +74,8 @@ def timed(argv: list[str], env: dict[str, str], *, check: bool = True) -> tuple[
         err.seek(0)
         text = out.read().decode(errors="replace")
         if check and code != 0:
-            raise RuntimeError(f"{' '.join(argv)} exited {code}: {err.read().decode(errors='replace')}")
+            msg = err.read().decode(errors="replace")
+            raise RuntimeError(f"{' '.join(argv)} exited {code}: {msg}")
     return dt, text
 
 
@@ -144,7 +145,8 @@ class Engines:
     def __init__(self, work: Path) -> None:
         self.work = work
         self.host = ed.HostPaths(HOST_PATHS)
-        self.had_parent = {p: bool(ed.cgroup_dirs(p)) for p in ("docker", "libpod_parent", "dockyard")}
+        self.had_parent = {p: bool(ed.cgroup_dirs(p))
+                           for p in ("docker", "libpod_parent", "dockyard")}
         self.dy_proc: subprocess.Popen | None = None
         self.dk_proc: subprocess.Popen | None = None
         self.drt = self.prt = self.d = self.p = None
@@ -219,7 +221,8 @@ class Engines:
         self.p = Podman(root)
         self.p("load", "-i", archive, timeout=120)
         self.clients["podman"] = Engine("podman", self.p.argv(), self.p.env)
-        self.versions["podman"] = self.p("version", "--format", "{{.Client.Version}}").stdout.strip()
+        self.versions["podman"] = self.p("version", "--format",
+                                         "{{.Client.Version}}").stdout.strip()
         self.versions["podman runtime"] = self.p(
             "info", "--format", "{{.Host.OCIRuntime.Name}} {{.Host.OCIRuntime.Version}}"
         ).stdout.strip().splitlines()[0]
@@ -236,7 +239,7 @@ class Engines:
         return []  # podman: no daemon
 
     def monitor_pids(self, name: str) -> list[int]:
-        """The per-container monitor processes: conmon (dockyard, podman), containerd-shim (docker)."""
+        """The per-container monitors: conmon (dockyard, podman), containerd-shim (docker)."""
         root = {"dockyard": self.dy_root, "docker": self.d.root, "podman": self.p.root}[name]
         want = "containerd-shim-runc-v2" if name == "docker" else "conmon"
         return [pid for pid in ed.processes_mentioning(str(root)) if exe_name(pid) == want]
@@ -377,7 +380,8 @@ def bench_memory(eng: Engines, n: int) -> dict[str, dict[str, float]]:
         running = len(c("ps", "-q")[1].split())
         result[name] = {
             "containers": running, "monitors": len(mons),
-            "monitor_rss": sum(r for r, _ in mon) / 1024, "monitor_pss": sum(p for _, p in mon) / 1024,
+            "monitor_rss": sum(r for r, _ in mon) / 1024,
+            "monitor_pss": sum(p for _, p in mon) / 1024,
             "daemon_rss_before": sum(r for r, _ in before) / 1024,
             "daemon_rss_after": sum(r for r, _ in after) / 1024,
             "daemon_pss_before": sum(p for _, p in before) / 1024,
@@ -391,11 +395,13 @@ def bench_memory(eng: Engines, n: int) -> dict[str, dict[str, float]]:
             f"{r['monitor_rss']:.1f} MiB PSS {r['monitor_pss']:.1f} MiB, daemon RSS "
             f"{r['daemon_rss_before']:.1f} -> {r['daemon_rss_after']:.1f} MiB, PSS "
             f"{r['daemon_pss_before']:.1f} -> {r['daemon_pss_after']:.1f} MiB; per container "
-            f"RSS {r['per_rss']:.2f} MiB, PSS {r['per_pss']:.2f} MiB ({t_start:.1f} s to start {n})")
+            f"RSS {r['per_rss']:.2f} MiB, PSS {r['per_pss']:.2f} MiB "
+            f"({t_start:.1f} s to start {n})")
     return result
 
 
-def bench_ps(eng: Engines, runs: int, hf_runs: int) -> tuple[dict[str, list[float]], dict[str, float]]:
+def bench_ps(eng: Engines, runs: int, hf_runs: int
+             ) -> tuple[dict[str, list[float]], dict[str, float]]:
     names = ["dockyard", "docker>dockyard", "docker", "podman"]
     times: dict[str, list[float]] = {n: [] for n in names}
     for i in range(3 + runs):
@@ -446,8 +452,8 @@ def print_report(eng: Engines, res: dict, args: argparse.Namespace) -> None:
     m = machine()
     log("\n== versions: " + ", ".join(f"{k} {v}" for k, v in eng.versions.items()))
     log(f"== load average: {open('/proc/loadavg').read().split()[:3]}")
-    log("\n| date | machine | benchmark | runs | dockyard | docker CLI > dockyard | docker | podman "
-        "| dockyard / faster peer | target |")
+    log("\n| date | machine | benchmark | runs | dockyard | docker CLI > dockyard | docker "
+        "| podman | dockyard / faster peer | target |")
     log("|---|---|---|---|---|---|---|---|---|---|")
     if "run" in res:
         t = {n: med_ms(v) for n, v in res["run"].items()}
@@ -459,8 +465,9 @@ def print_report(eng: Engines, res: dict, args: argparse.Namespace) -> None:
         v = res["cycle"]
         per = {n: med_ms(v[n]["cycle"]) for n in v}
         tot = {n: sum(v[n]["cycle"]) * args.cycles / len(v[n]["cycle"]) for n in v}
-        scaled = "" if args.peer_cycles == args.cycles else \
-            f" (docker, podman: {args.peer_cycles} cycles, total scaled x{args.cycles / args.peer_cycles:g})"
+        scaled = "" if args.peer_cycles == args.cycles else (
+            f" (docker, podman: {args.peer_cycles} cycles, total scaled "
+            f"x{args.cycles / args.peer_cycles:g})")
         log(f"| {today} | {m} | {args.cycles} x create+start+stop+rm, total s{scaled} "
             f"| {args.cycles} | {tot['dockyard']:.1f} | {tot['docker>dockyard']:.1f} "
             f"| {tot['docker']:.1f} | {tot['podman']:.1f} "
@@ -494,7 +501,8 @@ def print_report(eng: Engines, res: dict, args: argparse.Namespace) -> None:
             h = {n: v * 1000 for n, v in hf.items()}
             log(f"| {today} | {m} | `ps` with {args.containers} running, ms (hyperfine -N median) "
                 f"| {args.hf_runs} | {h['dockyard']:.0f} | {h['docker>dockyard']:.0f} "
-                f"| {h['docker']:.0f} | {h['podman']:.0f} | {h['dockyard'] / h['docker']:.2f} (docker) "
+                f"| {h['docker']:.0f} | {h['podman']:.0f} "
+                f"| {h['dockyard'] / h['docker']:.2f} (docker) "
                 f"| <= 0.5 |")
 
 
@@ -534,7 +542,8 @@ def main() -> int:
             log(f"== run --rm true: {args.runs} rounds (+{args.warmup} warm-up), alternating")
             res["run"] = bench_run(eng, args.runs, args.warmup)
             for n, v in res["run"].items():
-                log(f"  {n}: median {med_ms(v):.0f} ms (min {min(v) * 1000:.0f}, max {max(v) * 1000:.0f})")
+                log(f"  {n}: median {med_ms(v):.0f} ms "
+                    f"(min {min(v) * 1000:.0f}, max {max(v) * 1000:.0f})")
         if "cycle" in which:
             log(f"== {args.cycles} x create+start+stop+rm (peers {args.peer_cycles}), "
                 f"blocks of {args.block}")
@@ -548,7 +557,8 @@ def main() -> int:
             if "memory" not in which:
                 del res["memory"]
         if "ps" in which:
-            log(f"== ps with {args.containers} running: {args.ps_runs} rounds alternating, hyperfine")
+            log(f"== ps with {args.containers} running: {args.ps_runs} rounds alternating, "
+                "hyperfine")
             res["ps"] = bench_ps(eng, args.ps_runs, args.hf_runs)
             for n, v in res["ps"][0].items():
                 hf = res["ps"][1].get(n)

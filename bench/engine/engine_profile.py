@@ -72,8 +72,9 @@ def api_run(sock: Path, runtime: str | None) -> dict[str, float]:
 def strace_run(eng: Engines, out: Path) -> None:
     """Every program the daemon starts during one `dockyard run --rm true` and how long each ran
     (execve to exit), from strace -f on the daemon (execve and exits only; slows forks a little)."""
-    st = subprocess.Popen(["strace", "-f", "-q", "-ttt", "-s", "200", "--seccomp-bpf", "-e", "trace=execve",
-                           "-e", "signal=none", "-o", str(out), "-p", str(eng.dy_proc.pid)],
+    st = subprocess.Popen(["strace", "-f", "-q", "-ttt", "-s", "200", "--seccomp-bpf",
+                           "-e", "trace=execve", "-e", "signal=none", "-o", str(out),
+                           "-p", str(eng.dy_proc.pid)],
                           stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
                           stderr=subprocess.DEVNULL)
     time.sleep(1.0)  # attach to every thread
@@ -116,7 +117,8 @@ def import_profile(argv: list[str], env: dict[str, str], top: int = 12) -> None:
         if not name.startswith("   "):  # a top-level import (nested ones are indented)
             rows.append((int(cum), name.strip()))
     total = sum(c for c, _ in rows)
-    log(f"  imports of `dockyard {' '.join(argv[3:])}`: {total / 1000:.1f} ms (under -X importtime), "
+    log(f"  imports of `dockyard {' '.join(argv[3:])}`: {total / 1000:.1f} ms "
+        "(under -X importtime), "
         "largest: " + ", ".join(f"{n} {c / 1000:.1f}" for c, n in sorted(rows, reverse=True)[:top]))
 
 
@@ -139,8 +141,9 @@ def profile(work: Path, runs: int) -> None:
             "dockyard run --rm true": dy.cmd("run", "--rm", "--network", "none", IMAGE, "true"),
             "docker CLI > dockyard: run --rm true": eng.clients["docker>dockyard"].cmd(
                 "run", "--rm", "--network", "none", IMAGE, "true"),
-            "docker CLI > dockyard: run --rm --runtime runc true": eng.clients["docker>dockyard"].cmd(
-                "run", "--rm", "--network", "none", "--runtime", "runc", IMAGE, "true"),
+            "docker CLI > dockyard: run --rm --runtime runc true":
+                eng.clients["docker>dockyard"].cmd("run", "--rm", "--network", "none",
+                                                   "--runtime", "runc", IMAGE, "true"),
         }
         envs = {n: (eng.clients["docker>dockyard"].env if "docker CLI" in n else env) for n in cmds}
         times: dict[str, list[float]] = {n: [] for n in cmds}
@@ -157,7 +160,8 @@ def profile(work: Path, runs: int) -> None:
                         "none", IMAGE, "true"], env)
         for runtime in (None, "runc"):
             rs = [api_run(eng.dy_sock, runtime) for _ in range(2 + runs)][2:]
-            log(f"  `run --rm true` as API calls from a warm client, runtime {runtime or 'default'}, "
+            log(f"  `run --rm true` as API calls from a warm client, "
+                f"runtime {runtime or 'default'}, "
                 f"median ms: " + ", ".join(f"{k} {med_ms([r[k] for r in rs]):.1f}"
                                            for k in ("create", "start", "wait", "delete", "total")))
         if shutil.which("strace"):
