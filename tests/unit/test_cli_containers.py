@@ -523,3 +523,37 @@ def test_pump_detach_keys_leave_the_stream_without_sending_them():
         os.close(fd)
     ours.close()
     theirs.close()
+
+
+# ------------------------------------------------------------------------------------------ templates
+
+INSPECTED = {"Config": {"Env": ["A=1", "B=2"], "Labels": {"b": "2", "a": "1"}},
+             "State": {"Running": True, "Pid": 0},
+             "Mounts": [{"Source": "/x", "Destination": "/y"}, {"Source": "/p", "Destination": "/q"}]}
+
+
+@pytest.mark.parametrize("template, text", [
+    ("{{range .Config.Env}}{{.}},{{end}}", "A=1,B=2,"),
+    ("{{range $k, $v := .Config.Labels}}{{$k}}={{$v}} {{end}}", "a=1 b=2 "),
+    ("{{range $i, $e := .Config.Env}}{{$i}}:{{$e}} {{end}}", "0:A=1 1:B=2 "),
+    ("{{range .Mounts}}{{.Source}}:{{.Destination}} {{end}}", "/x:/y /p:/q "),
+    ("{{if .State.Running}}up{{else}}down{{end}}", "up"),
+    ("{{if .State.Pid}}pid{{else}}no pid{{end}}", "no pid"),
+    ("{{with .State}}{{.Running}}{{end}}", "true"),
+    ("{{range .Config.Env}}{{$.State.Running}} {{end}}", "true true "),
+    ("{{range .Mounts}}{{end}}{{len .Mounts}}", "2"),
+])
+def test_inspect_format_blocks(template, text):
+    from dockyard.cli.format import Template
+
+    assert Template(template).render(INSPECTED) == text
+
+
+@pytest.mark.parametrize("template", ["{{range .Config.Env}}x", "{{end}}", "{{else}}",
+                                      "{{$nope}}", "{{range .State.Running}}{{end}}"])
+def test_inspect_format_block_errors(template):
+    from dockyard.cli.format import Template
+    from dockyard.errors import InvalidArgument
+
+    with pytest.raises(InvalidArgument):
+        Template(template).render(INSPECTED)

@@ -88,8 +88,18 @@ class Template:
         self.is_table = text.startswith("table")
         body = text[5:].lstrip() if self.is_table else text
         self.parts = _parse(body.replace("\\t", "\t").replace("\\n", "\n"), text)
+        self.tree = None  # range/if/with/else/end and variables: dockyard.cli.format_blocks
+        if any(isinstance(p, tuple) and (p[0] in ("range", "if", "with", "else", "end")
+                                         or str(p[0]).startswith("$")) for p in self.parts):
+            from dockyard.cli.format_blocks import tree
+
+            self.tree = tree(self.parts, text)
 
     def render(self, obj: Any) -> str:
+        if self.tree is not None:
+            from dockyard.cli.format_blocks import run
+
+            return run(self.tree, obj, {"$": obj}, self.source)
         return "".join(p if isinstance(p, str) else _eval(p, obj, self.source) for p in self.parts)
 
     def header(self) -> str:
