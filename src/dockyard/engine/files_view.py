@@ -48,6 +48,7 @@ async def files_view(containers: Any, ref: str, *, pause: bool = False) -> Async
     c = containers.get(ref)
     bundle = containers.store.container(c.id)
     async with c.lock:
+        await containers.cleaned(c)  # an exit's unmount must not race this view's mount
         if c.state.status == "removing":
             raise Conflict(f"container {c.id} is marked for removal")
         running = c.state.status in ("running", "paused")

@@ -110,6 +110,7 @@ class Lifecycle:
             await self._start(c)
 
     async def _start(self, c: Container) -> None:
+        await self.cleaned(c)
         rt = self.runtimes[c.runtime]
         paths = self.paths(c)
         await self.call(self._mount_rootfs, c)  # type: ignore[attr-defined]
@@ -205,31 +206,31 @@ class Lifecycle:
         asyncio.get_running_loop().create_task(self._handle_exit(c))
 
     async def _handle_exit(self, c: Container, *, from_adopt: bool = False) -> None:
-        from dockyard.engine import runtime_cmd
-
+        """Record the exit first (waiters and ``die`` go out at once: ``docker run`` and
+        ``docker wait`` answer without waiting for the cleanup), then clean up (runtime delete
+        and unmount, together), then persist and apply the restart policy or ``--rm``. A start
+        or removal meanwhile waits for the cleanup (``cleaned``)."""
         paths = self.paths(c)
         status = exit_status(paths)
         code = status.code if status is not None else 255
         finished = status.finished_at if status is not None else time.time()
         oom = _oom_killed(c.id)
-        await self._stop_health(c)
-        try:
-            await runtime_cmd.delete(self.runtimes[c.runtime], c.id)
-        except DockyardError as e:
-            log.error("container %s exited; runtime delete failed: %s", c.id, e)
-        try:
-            await self.call(self._unmount_rootfs, c)  # type: ignore[attr-defined]
-        except DockyardError as e:
-            log.error("container %s exited; unmounting its rootfs failed: %s", c.id, e)
         if c.state.status not in ("running", "paused"):
+            await self._cleanup_after_exit(c)
             return
         error = "" if status is not None else "the container's monitor exited without an exit code"
         c.state = c.state.to("exited", pid=0, monitor_pid=0, exit_code=code, error=error,
                              finished_at=finished, oom_killed=oom)
+        done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        c.cleaned = done  # type: ignore[attr-defined]
         if oom:
             self.publish(c, "oom")  # type: ignore[attr-defined]
         self.publish(c, "die", exitCode=str(code))  # type: ignore[attr-defined]
         c.resolve_waiters(c.exit_waiters, code)
+        try:
+            await self._cleanup_after_exit(c)
+        finally:
+            done.set_result(None)
         if from_adopt or self._closing:
             await self.persist(c)  # type: ignore[attr-defined]
             return
@@ -237,7 +238,7 @@ class Lifecycle:
         restart, delay = tracker.should_restart(
             code, manually_stopped=c.state.manually_stopped or c.stopping,
             run_seconds=finished - c.state.started_at)
-        if restart:
+        if restart and c.state.status == "exited":
             c.restart_count = tracker.restart_count
             c.state = c.state.to("restarting")
             await self.persist(c)  # type: ignore[attr-defined]
@@ -246,6 +247,32 @@ class Lifecycle:
         await self.persist(c)  # type: ignore[attr-defined]
         if c.req.auto_remove and not c.stopping:
             asyncio.get_running_loop().create_task(self._auto_remove(c))
+
+    async def _cleanup_after_exit(self, c: Container) -> None:
+        from dockyard.engine import runtime_cmd
+
+        await self._stop_health(c)
+
+        async def delete() -> None:
+            try:
+                await runtime_cmd.delete(self.runtimes[c.runtime], c.id)
+            except DockyardError as e:
+                log.error("container %s exited; runtime delete failed: %s", c.id, e)
+
+        async def unmount() -> None:
+            try:
+                await self.call(self._unmount_rootfs, c)  # type: ignore[attr-defined]
+            except DockyardError as e:
+                log.error("container %s exited; unmounting its rootfs failed: %s", c.id, e)
+
+        await asyncio.gather(delete(), unmount())
+
+    @staticmethod
+    async def cleaned(c: Container) -> None:
+        """Wait until the cleanup after the container's last exit finished."""
+        done = getattr(c, "cleaned", None)
+        if done is not None and not done.done():
+            await asyncio.shield(done)
 
     async def _auto_remove(self, c: Container) -> None:
         try:

@@ -230,6 +230,7 @@ class ContainerService(Lifecycle):
                                    "Stop the container before attempting removal or force remove")
                 await self._kill_and_wait(c)
             self.cancel_restart(c)
+            await self.cleaned(c)
             if c.state.status == "removing":
                 raise Conflict(f"removal of container {c.name} is already in progress")
             previous = c.state
