@@ -114,6 +114,9 @@ def test_run_detached_then_ps_shows_it(dy):
                  "--filter", "id=" + cid[:12]) == "sleeper running test\n"
     assert dy.ok("inspect", "-f", "{{.State.Status}} {{.Config.Labels}}", "sleeper") == \
         "running map[role:test]\n"
+    assert dy.ok("container", "inspect", "-f",
+                 "{{range $k, $v := .Config.Labels}}{{$k}}={{$v}}{{end}} "
+                 "{{if .State.Running}}up{{else}}down{{end}}", "sleeper") == "role=test up\n"
 
 
 def test_ps_all_shows_exited_and_created(dy):
