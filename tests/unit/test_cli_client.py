@@ -167,14 +167,23 @@ def test_json_answers_and_error_messages(server):
         client.get("/text")
 
 
+def _dechunk(data: bytes) -> bytes:
+    out, pos = bytearray(), 0
+    while True:
+        end = data.index(b"\r\n", pos)
+        size = int(data[pos:end], 16)
+        if size == 0:
+            return bytes(out)
+        out += data[end + 2:end + 2 + size]
+        pos = end + 2 + size + 2
+
+
 def test_file_bodies_are_streamed_chunked_and_dicts_sent_as_json(server):
     client, srv = server(lambda head, conn: conn.sendall(_reply(200, b"")))
     payload = bytes(range(256)) * 5000
     assert client.post("/images/load", {"quiet": True}, body=io.BytesIO(payload)) is None
     head, _, body = srv.requests[0].partition(b"\r\n\r\n")
     assert b"Transfer-Encoding: chunked" in head and b"Content-Type: application/x-tar" in head
-    from dockyard.cli.client import _dechunk
-
     assert _dechunk(body) == payload
     client.post("/containers/create", body={"Image": "busybox"})
     head, _, body = srv.requests[1].partition(b"\r\n\r\n")

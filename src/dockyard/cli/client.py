@@ -1,5 +1,5 @@
-"""The CLI's client of the daemon's Docker Engine API: ``http.client`` over a unix socket (or
-loopback TCP), stdlib only.
+"""The CLI's client of the daemon's Docker Engine API: HTTP/1.1 (``cli/http11.py``) over a unix
+socket (or loopback TCP), stdlib only.
 
 Host choice (docker's order): ``-H/--host`` > ``DOCKYARD_HOST`` > ``unix:///run/dockyard/dockyard.sock``.
 Every path is sent under ``/v1.45`` (the daemon's API version; no ``_ping`` round trip per command).
@@ -7,8 +7,8 @@ Failures: a non-2xx answer raises ``APIError(status, message)`` with the daemon'
 no daemon at the host raises ``DaemonUnavailable`` whose text says how to start one.
 
 Why hand-written hijacking: ``attach`` and ``exec start`` answer ``101 UPGRADED`` (or ``200``) and
-then carry raw bytes both ways on the same connection, which ``http.client`` cannot hand back; the
-request is written and the status/headers parsed here, and the caller gets the socket itself.
+then carry raw bytes both ways on the same connection: the request is written and the
+status/headers parsed here, and the caller gets the socket itself.
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ import socket
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    import http.client
+    from dockyard.cli.http11 import Response
     from collections.abc import Iterable, Iterator, Mapping
     from typing import Any, BinaryIO
 
@@ -78,9 +78,9 @@ class ConnectionLost(ClientError):
 
 
 def _lost_errors() -> tuple[type[BaseException], ...]:
-    import http.client
+    from dockyard.cli.http11 import ProtocolError
 
-    return (http.client.HTTPException, ConnectionError)
+    return (ProtocolError, ConnectionError)
 
 
 class Host:
@@ -153,23 +153,6 @@ def encode_query(query: Mapping[str, Any] | None) -> str:
     return "?" + "&".join(parts) if parts else ""
 
 
-def _unix_connection(path: str, timeout: float | None) -> http.client.HTTPConnection:
-    import http.client
-
-    class UnixConnection(http.client.HTTPConnection):
-        def connect(self) -> None:
-            s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-            try:
-                s.settimeout(self.timeout)
-                s.connect(path)
-            except BaseException:
-                s.close()
-                raise
-            self.sock = s
-
-    return UnixConnection("localhost", timeout=timeout, blocksize=_BLOCK)
-
-
 def _error_message(status: int, body: bytes) -> str:
     text = body.decode("utf-8", "replace").strip()
     if text.startswith("{"):
@@ -198,26 +181,11 @@ class Client:
     def url(self, path: str, query: Mapping[str, Any] | None = None) -> str:
         return self.prefix + path + encode_query(query)
 
-    def _connect(self) -> http.client.HTTPConnection:
-        import http.client
-
-        if self.host.kind == "unix":
-            conn = _unix_connection(self.host.path, self.timeout)
-        else:
-            conn = http.client.HTTPConnection(self.host.address, self.host.port,
-                                              timeout=self.timeout, blocksize=_BLOCK)
-        try:
-            conn.connect()
-        except (FileNotFoundError, ConnectionRefusedError, NotADirectoryError) as e:
-            conn.close()
-            raise DaemonUnavailable(self.host.text) from e
-        except PermissionError as e:
-            conn.close()
-            raise DaemonUnavailable(self.host.text, "permission") from e
-        except OSError as e:  # e.g. a TCP host that does not resolve
-            conn.close()
-            raise DaemonUnavailable(self.host.text) from e
-        return conn
+    def _connect(self) -> socket.socket:
+        sock = self._raw_socket()
+        if self.timeout is not None:
+            sock.settimeout(self.timeout)
+        return sock
 
     @staticmethod
     def _body(body: Any, headers: dict[str, str]) -> Any:
@@ -232,34 +200,37 @@ class Client:
         if isinstance(body, str):
             return body.encode()
         headers.setdefault("Content-Type", "application/x-tar")
-        return body  # a file or an iterator of bytes: http.client sends it chunked
+        return body  # a file or an iterator of bytes: sent chunked
 
     def stream(self, method: str, path: str, query: Mapping[str, Any] | None = None,
-               body: Any = None, headers: Mapping[str, str] | None = None
-               ) -> http.client.HTTPResponse:
+               body: Any = None, headers: Mapping[str, str] | None = None) -> Response:
         """Send a request; the open response (2xx), to be read and closed by the caller."""
+        from dockyard.cli.http11 import Response, send_request
+
         h = {"User-Agent": USER_AGENT, **(headers or {})}
         data = self._body(body, h)
-        conn = self._connect()
+        sock = self._connect()
         try:
             try:
-                conn.request(method, self.url(path, query), body=data, headers=h)
+                send_request(sock, method, self.url(path, query), self._host_header(), h, data)
             except (BrokenPipeError, ConnectionResetError):
                 pass  # the daemon answered before reading the whole body: read its answer
             try:
-                resp = conn.getresponse()
+                resp = Response(sock, method)
             except _lost_errors() as e:
                 raise ConnectionLost(self.host.text, e) from e
         except BaseException:
-            conn.close()
+            sock.close()
             raise
         if not 200 <= resp.status < 300:
             try:
                 raise APIError(resp.status, _error_message(resp.status, resp.read()))
             finally:
                 resp.close()
-                conn.close()
         return resp
+
+    def _host_header(self) -> str:
+        return "localhost" if self.host.kind == "unix" else f"{self.host.address}:{self.host.port}"
 
     def call(self, method: str, path: str, query: Mapping[str, Any] | None = None,
              body: Any = None, headers: Mapping[str, str] | None = None) -> Any:
@@ -334,13 +305,18 @@ class Client:
                 f"Host: {'localhost' if self.host.kind == 'unix' else self.host.address}"]
         head += [f"{k}: {v}" for k, v in h.items()]
         head.append(f"Content-Length: {len(data) if data is not None else 0}")
+        from dockyard.cli.http11 import ProtocolError, Response
+
         sock = self._raw_socket()
         try:
             sock.sendall(("\r\n".join(head) + "\r\n\r\n").encode("latin-1") + bytes(data or b""))
-            status, resp_headers, rest = _read_head(sock)
-            if status in (101, 200):
-                return sock, rest
-            raise APIError(status, _error_message(status, _read_body(sock, resp_headers, rest)))
+            try:
+                resp = Response(sock, method)
+            except ProtocolError as e:
+                raise ClientError(str(e)) from None
+            if resp.status in (101, 200):
+                return sock, resp.unread_bytes()
+            raise APIError(resp.status, _error_message(resp.status, resp.read()))
         except BaseException:
             sock.close()
             raise
@@ -360,58 +336,6 @@ class Client:
             raise DaemonUnavailable(self.host.text, "permission") from e
         except OSError as e:
             raise DaemonUnavailable(self.host.text) from e
-
-
-def _read_head(sock: socket.socket) -> tuple[int, dict[str, str], bytes]:
-    """Status, lower-cased headers and the bytes after them, read from a raw HTTP answer."""
-    buf = b""
-    while b"\r\n\r\n" not in buf:
-        chunk = sock.recv(65536)
-        if not chunk:
-            raise ClientError("the daemon closed the connection before answering")
-        buf += chunk
-        if len(buf) > 1 << 20:
-            raise ClientError("the daemon's answer has no end of headers")
-    head, _, rest = buf.partition(b"\r\n\r\n")
-    lines = head.decode("latin-1").split("\r\n")
-    parts = lines[0].split(" ", 2)
-    if len(parts) < 2 or not parts[1].isdigit():
-        raise ClientError(f"not an HTTP answer: {lines[0]!r}")
-    headers = {}
-    for line in lines[1:]:
-        name, _, value = line.partition(":")
-        headers[name.strip().lower()] = value.strip()
-    return int(parts[1]), headers, rest
-
-
-def _read_body(sock: socket.socket, headers: dict[str, str], rest: bytes) -> bytes:
-    """The body of a (small) error answer: by Content-Length, chunked, or to the end."""
-    buf = rest
-    length = headers.get("content-length")
-    chunked = "chunked" in headers.get("transfer-encoding", "").lower()
-    while True:
-        if length is not None and len(buf) >= int(length):
-            return buf[:int(length)]
-        if chunked and buf.endswith(b"0\r\n\r\n"):
-            return _dechunk(buf)
-        chunk = sock.recv(65536)
-        if not chunk:
-            return _dechunk(buf) if chunked else buf
-        buf += chunk
-
-
-def _dechunk(data: bytes) -> bytes:
-    out, pos = bytearray(), 0
-    while pos < len(data):
-        end = data.find(b"\r\n", pos)
-        if end < 0:
-            break
-        size = int(data[pos:end].split(b";")[0] or b"0", 16)
-        if size == 0:
-            break
-        out += data[end + 2:end + 2 + size]
-        pos = end + 2 + size + 2
-    return bytes(out)
 
 
 # -------------------------------------------------------------------------- stream helpers
