@@ -124,7 +124,7 @@ class ContainerService(Lifecycle):
         try:
             image = self.images.resolve(req.image)
         except NotFound:
-            raise NotFound(f"No such image: {req.image}") from None
+            raise NotFound(f"No such image: {_familiar(req.image)}") from None
         image_config = self.images.config(image)
         req = with_image_volumes(req, image_config)
         volume_dirs, anonymous = self._prepare_volumes(req, cid)
@@ -555,6 +555,16 @@ def with_seccomp(opts: Any, req: Any) -> Any:
     profile = from_docker_profile(req.seccomp_profile, caps) if req.seccomp_profile else \
         default_profile(caps)
     return replace(opts, seccomp=profile)
+
+
+def _familiar(image: str) -> str:
+    """``nosuch`` -> ``nosuch:latest``, as dockerd names a missing image."""
+    from dockyard.oci.reference import parse_normalized
+
+    try:
+        return parse_normalized(image).familiar_string()
+    except DockyardError:
+        return image
 
 
 def _running_word(c: Container) -> str:

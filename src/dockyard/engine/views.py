@@ -59,8 +59,12 @@ def _health_status(c: Container) -> str | None:
 
 
 def command_text(c: Container) -> str:
-    """``Command`` of ``docker ps``: path and args joined (the CLI quotes and truncates)."""
-    return " ".join([c.path, *c.args]) if c.args else c.path
+    """``Command`` of ``docker ps`` as dockerd builds it: an argument with a space is put in
+    single quotes (``sh -c 'exit 3'``); the CLI quotes and truncates the whole."""
+    path, args = c.path, c.args
+    if not args:
+        return path
+    return " ".join([path, *(f"'{a}'" if " " in a else a for a in args)])
 
 
 def inspect(c: Container, *, log_path: str, rootfs: str, upper: str, work: str,
