@@ -1,7 +1,9 @@
 """Containers end to end with the real docker CLI (28) against a real ``dockyard daemon``: run
-(attached, detached, exit codes, flags), create/start, stop/kill/restart, rm, ps (filters and
-formats), inspect, wait, logs, attach, top, stats, pause, rename, update, prune, events, restart
-policies and health checks. Raw HTTP where the CLI hides the shape."""
+(attached, detached, exit codes, errors, flags reaching the process), create/start, stop/kill/
+restart/rm, ps filters and formats, inspect, wait; raw HTTP where the CLI hides the shape
+(hijacked attach framing, wait conditions, error statuses). See also test_api_containers_io.py
+(logs, attach, stdin, -it) and test_api_containers_ops.py (top, stats, pause, rename, update,
+prune, events, restart policies, health checks)."""
 
 from __future__ import annotations
 
@@ -11,11 +13,11 @@ import shutil
 import socket
 import subprocess
 import time
-from collections.abc import Callable, Iterator
 from pathlib import Path
 from urllib.parse import quote
 
 import pytest
+from containers_util import cleaned_daemon, poll, state
 from daemon_util import Daemon, daemon_fixture
 
 pytestmark = [
@@ -25,32 +27,7 @@ pytestmark = [
 ]
 
 daemon = daemon_fixture()
-
-
-def poll(what: str, check: Callable[[], object], timeout: float = 20.0) -> object:
-    """``check()``'s first truthy answer; fails after ``timeout`` seconds."""
-    deadline = time.monotonic() + timeout
-    while True:
-        got = check()
-        if got:
-            return got
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(0.05)
-
-
-@pytest.fixture
-def d(daemon: Daemon) -> Iterator[Daemon]:
-    """The module daemon; every container left at the end of a test is removed (and the test
-    fails if one was left that it did not clean up itself)."""
-    yield daemon
-    left = daemon.docker("ps", "-aq").stdout.split()
-    if left:
-        daemon.docker("rm", "-f", *left, check=False)
-
-
-def state(d: Daemon, name: str, field: str = "{{.State.Status}}") -> str:
-    return d.docker("inspect", "--format", field, name).stdout.strip()
+d = cleaned_daemon()
 
 
 # ------------------------------------------------------------------ run: output and exit codes
@@ -313,327 +290,6 @@ def test_inspect_formats_and_raw_shape(d: Daemon) -> None:
     d.docker("rm", "-f", "ins")
 
 
-# ------------------------------------------------------------------ logs
-
-
-def test_logs_streams_tail_timestamps_and_since(d: Daemon) -> None:
-    d.docker("run", "--name", "lg", "busybox", "sh", "-c",
-             "for i in 1 2 3 4 5; do echo out$i; echo err$i >&2; done")
-    p = d.docker("logs", "lg")
-    assert p.stdout.split() == [f"out{i}" for i in range(1, 6)]
-    assert p.stderr.split() == [f"err{i}" for i in range(1, 6)]
-    p = subprocess.run(f"docker -H {d.host} logs lg 2>/dev/null", shell=True, text=True,
-                       capture_output=True, env={**os.environ, "DOCKER_CONFIG": str(d.tmp)})
-    assert p.stdout.split() == [f"out{i}" for i in range(1, 6)]
-    d.docker("run", "--name", "lg2", "busybox", "sh", "-c", "for i in 1 2 3 4 5; do echo o$i; done")
-    assert d.docker("logs", "--tail", "2", "lg2").stdout.split() == ["o4", "o5"]
-    assert d.docker("logs", "--tail", "0", "lg2").stdout == ""
-    stamped = d.docker("logs", "-t", "lg2").stdout.splitlines()
-    assert len(stamped) == 5
-    ts, text = stamped[0].split(" ", 1)
-    assert text == "o1" and ts.endswith("Z") and ts[:4].isdigit() and "T" in ts
-    assert d.docker("logs", "--since", "1h", "lg").stdout.split()[0] == "out1"
-    assert d.docker("logs", "--since", f"{time.time() + 60:.0f}", "lg").stdout == ""
-    # the raw API: Docker's 8-byte framing, stream ids 1 and 2
-    code, headers, body = d.request("GET", "/v1.41/containers/lg/logs?stdout=1&stderr=1")
-    assert code == 200
-    frames: dict[int, bytes] = {1: b"", 2: b""}
-    while body:
-        assert body[1:4] == b"\0\0\0" and body[0] in frames
-        size = int.from_bytes(body[4:8], "big")
-        frames[body[0]] += body[8:8 + size]
-        body = body[8 + size:]
-    assert frames == {1: b"out1\nout2\nout3\nout4\nout5\n", 2: b"err1\nerr2\nerr3\nerr4\nerr5\n"}
-    code, _, body = d.request("GET", "/containers/lg/logs")
-    assert code == 400 and "choose at least one stream" in json.loads(body)["message"]
-    d.docker("rm", "lg", "lg2")
-
-
-def test_logs_follow_ends_when_the_container_stops(d: Daemon) -> None:
-    d.docker("run", "-d", "--name", "lf", "busybox", "sh", "-c",
-             "echo first; while [ ! -e /tmp/go ]; do sleep 0.1; done; echo last")
-    follower = subprocess.Popen(["docker", "-H", d.host, "logs", "-f", "lf"],
-                                env={**os.environ, "DOCKER_CONFIG": str(d.tmp)},
-                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    try:
-        assert follower.stdout is not None
-        assert follower.stdout.readline() == "first\n"
-        d.docker("exec", "lf", "touch", "/tmp/go")
-        out, _ = follower.communicate(timeout=20)
-        assert out == "last\n" and follower.returncode == 0
-    finally:
-        follower.kill()
-        follower.wait()
-    d.docker("rm", "lf")
-
-
-def test_log_rotation_keeps_two_files_and_logs_reads_across(d: Daemon) -> None:
-    # ~1.4 kB a second for 3 s: the daemon (checking each second) rotates at 1 kB, keeps 2 files
-    d.docker("run", "--name", "rot", "--log-opt", "max-size=1k", "--log-opt", "max-file=2",
-             "busybox", "sh", "-c", "i=0; while [ $i -lt 90 ]; do echo line$i; i=$((i+1)); "
-             "[ $((i % 3)) = 0 ] && sleep 0.1; done")
-    log_path = Path(state(d, "rot", "{{.LogPath}}"))
-    files = sorted(p.name for p in log_path.parent.iterdir() if p.name.startswith("ctr.log"))
-    assert files == ["ctr.log", "ctr.log.1"]
-    assert sum(p.stat().st_size for p in log_path.parent.glob("ctr.log*")) < 4096
-    lines = d.docker("logs", "rot").stdout.split()
-    assert lines and lines[-1] == "line89"
-    first = int(lines[0][4:])
-    assert first > 0 and lines == [f"line{i}" for i in range(first, 90)]
-    d.docker("rm", "rot")
-
-
-# ------------------------------------------------------------------ attach, stdin, tty
-
-
-def test_attach_to_a_running_container(d: Daemon) -> None:
-    d.docker("run", "-d", "--name", "at", "busybox", "sh", "-c",
-             "while [ ! -e /tmp/stop ]; do echo tick; sleep 0.1; done; echo bye; exit 3")
-    att = subprocess.Popen(["docker", "-H", d.host, "attach", "at"],
-                           env={**os.environ, "DOCKER_CONFIG": str(d.tmp)},
-                           stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                           stderr=subprocess.PIPE, text=True)
-    try:
-        assert att.stdout is not None
-        assert att.stdout.readline() == "tick\n"
-        d.docker("exec", "at", "touch", "/tmp/stop")
-        out, _ = att.communicate(timeout=20)
-        assert out.endswith("bye\n") and att.returncode == 3
-    finally:
-        att.kill()
-        att.wait()
-    d.docker("rm", "at")
-
-
-def test_run_i_pipes_stdin(d: Daemon) -> None:
-    p = d.docker("run", "-i", "--rm", "busybox", "cat", input="one\ntwo\n")
-    assert p.stdout == "one\ntwo\n"
-    p = d.docker("run", "-i", "--rm", "busybox", "sh", "-c", "wc -l; exit 6",
-                 input="a\nb\nc\n", check=False)
-    assert (p.returncode, p.stdout.strip()) == (6, "3")
-    data = bytes(range(256)) * 512  # 128 KiB of binary through stdin and stdout
-    p = d.docker("run", "-i", "--rm", "busybox", "cat", input=data)
-    assert p.stdout == data
-
-
-def _pty_docker(d: Daemon, rows: int, cols: int, *args: str) -> tuple[int, int]:
-    """Fork ``docker ARGS`` on a new pty of ``rows`` x ``cols``; ``(pid, master fd)``."""
-    import fcntl
-    import pty
-    import struct
-    import termios
-
-    pid, fd = pty.fork()
-    if pid == 0:  # the child: docker on the pty
-        try:
-            fcntl.ioctl(0, termios.TIOCSWINSZ, struct.pack("HHHH", rows, cols, 0, 0))
-            os.environ["DOCKER_CONFIG"] = str(d.tmp)
-            os.execvp("docker", ["docker", "-H", d.host, *args])
-        finally:
-            os._exit(127)
-    return pid, fd
-
-
-def _pty_read_until(fd: int, marker: bytes, buf: bytes = b"", timeout: float = 20) -> bytes:
-    deadline = time.monotonic() + timeout
-    while marker not in buf:
-        assert time.monotonic() < deadline, f"no {marker!r} in {buf!r}"
-        try:
-            chunk = os.read(fd, 4096)
-        except OSError:  # EIO: the child closed the pty
-            break
-        if not chunk:
-            break
-        buf += chunk
-    return buf
-
-
-def _pty_finish(pid: int, fd: int) -> tuple[bytes, int]:
-    rest = _pty_read_until(fd, b"\0never\0")
-    os.close(fd)
-    _, status = os.waitpid(pid, 0)
-    return rest, os.waitstatus_to_exitcode(status)
-
-
-def test_run_it_through_a_pty(d: Daemon) -> None:
-    pid, fd = _pty_docker(d, 33, 101, "run", "-it", "--rm", "busybox", "sh", "-c",
-                          "tty; stty size; exit 5")
-    out, code = _pty_finish(pid, fd)
-    text = out.decode(errors="replace").replace("\r", "")
-    assert "/dev/pts/0" in text
-    assert "33 101" in text
-    assert code == 5
-
-
-def test_run_it_follows_window_resizes_and_takes_keys(d: Daemon) -> None:
-    import fcntl
-    import struct
-    import termios
-
-    pid, fd = _pty_docker(d, 20, 70, "run", "-it", "--rm", "--name", "rsz", "busybox", "sh",
-                          "-c", "stty size; read line; echo line=$line; stty size; exit 0")
-    try:
-        buf = _pty_read_until(fd, b"20 70")
-        fcntl.ioctl(fd, termios.TIOCSWINSZ, struct.pack("HHHH", 44, 132, 0, 0))  # SIGWINCH
-        poll("the resize reaches the container's tty", lambda: d.docker(
-            "exec", "rsz", "stty", "-F", "/dev/pts/0", "size", check=False).stdout == "44 132\n")
-        os.write(fd, b"typed\r")
-        buf = _pty_read_until(fd, b"44 132", buf)
-    finally:
-        out, code = _pty_finish(pid, fd)
-    text = (buf + out).decode(errors="replace").replace("\r", "")
-    assert "line=typed" in text
-    assert code == 0
-
-
-# ------------------------------------------------------------------ top, stats, pause, rename, update
-
-
-def test_top_and_stats(d: Daemon) -> None:
-    d.docker("run", "-d", "--name", "ts", "-m", "64m", "busybox", "sleep", "300")
-    top = d.docker("top", "ts").stdout.splitlines()
-    assert top[0].split()[:2] == ["UID", "PID"] and "CMD" in top[0]
-    assert len(top) == 2 and top[1].split()[-2:] == ["sleep", "300"]
-    pid = int(state(d, "ts", "{{.State.Pid}}"))
-    assert top[1].split()[1] == str(pid)
-    p = d.docker("top", "ts", "-o", "pid,comm")
-    assert p.stdout.split() == ["PID", "COMMAND", str(pid), "sleep"]
-    stats = d.docker("stats", "--no-stream", "ts").stdout.splitlines()
-    header = stats[0]
-    for col in ("CONTAINER ID", "NAME", "CPU %", "MEM USAGE / LIMIT", "MEM %", "NET I/O",
-                "BLOCK I/O", "PIDS"):
-        assert col in header
-    row = stats[1]
-    assert row.startswith(state(d, "ts", "{{.Id}}")[:12]) and " ts " in row
-    assert "/ 64MiB" in row
-    one = json.loads(d.docker("stats", "--no-stream", "--format", "{{json .}}", "ts").stdout)
-    assert one["Name"] == "ts" and one["PIDs"] == "1" and one["CPUPerc"].endswith("%")
-    raw = d.json("GET", "/containers/ts/stats?stream=false")
-    assert raw["memory_stats"]["limit"] == 64 << 20 and raw["pids_stats"]["current"] == 1
-    assert raw["cpu_stats"]["cpu_usage"]["total_usage"] > 0
-    d.docker("stop", "-t", "0", "ts")
-    p = d.docker("top", "ts", check=False)
-    assert p.returncode == 1 and "is not running" in p.stderr
-    d.docker("rm", "ts")
-
-
-def test_pause_unpause_rename_update(d: Daemon) -> None:
-    d.docker("run", "-d", "--name", "pz", "busybox", "sleep", "300")
-    d.docker("pause", "pz")
-    assert state(d, "pz", "{{.State.Status}} {{.State.Paused}}") == "paused true"
-    assert d.docker("ps", "--format", "{{.Status}}", "--filter", "name=pz").stdout \
-        .strip().endswith("(Paused)")
-    assert d.docker("ps", "-q", "--filter", "status=paused").stdout.split() == \
-        [state(d, "pz", "{{.Id}}")[:12]]
-    p = d.docker("pause", "pz", check=False)
-    assert p.returncode == 1 and "already paused" in p.stderr
-    d.docker("unpause", "pz")
-    assert state(d, "pz") == "running"
-    p = d.docker("unpause", "pz", check=False)
-    assert p.returncode == 1 and "is not paused" in p.stderr
-
-    d.docker("rename", "pz", "pz2")
-    assert state(d, "pz2", "{{.Name}}") == "/pz2"
-    assert d.docker("inspect", "pz", check=False).returncode == 1
-    d.docker("create", "--name", "other", "busybox", "true")
-    p = d.docker("rename", "pz2", "other", check=False)
-    assert p.returncode == 1 and "already in use" in p.stderr
-
-    d.docker("update", "-m", "48m", "--memory-swap", "96m", "pz2")
-    assert state(d, "pz2", "{{.HostConfig.Memory}}") == str(48 << 20)
-    limit = d.docker("exec", "pz2", "cat", "/sys/fs/cgroup/memory/memory.limit_in_bytes").stdout
-    assert limit.strip() == str(48 << 20)
-    d.docker("update", "--restart", "on-failure:3", "pz2")
-    assert state(d, "pz2", "{{.HostConfig.RestartPolicy.Name}}:"
-                 "{{.HostConfig.RestartPolicy.MaximumRetryCount}}") == "on-failure:3"
-    d.docker("rm", "-f", "pz2", "other")
-
-
-def test_container_prune_removes_only_stopped(d: Daemon) -> None:
-    d.docker("run", "-d", "--name", "keep", "busybox", "sleep", "300")
-    done = d.docker("run", "-d", "--name", "done1", "busybox", "true").stdout.strip()
-    d.docker("wait", "done1")
-    made = d.docker("create", "--name", "made", "busybox", "true").stdout.strip()
-    out = d.docker("container", "prune", "-f").stdout
-    assert done in out and made in out and "Total reclaimed space" in out
-    assert d.docker("ps", "-a", "--format", "{{.Names}}").stdout.split() == ["keep"]
-    d.docker("rm", "-f", "keep")
-
-
-# ------------------------------------------------------------------ events
-
-
-def test_events_show_the_lifecycle(d: Daemon) -> None:
-    since = f"{time.time():.9f}"
-    cid = d.docker("run", "--name", "ev", "busybox", "true").stdout
-    cid = state(d, "ev", "{{.Id}}")
-    d.docker("rm", "ev")
-    out = d.docker("events", "--since", since, "--until", f"{time.time():.9f}",
-                   "--filter", "type=container", "--format", "{{json .}}").stdout
-    got = [json.loads(line) for line in out.splitlines()]
-    actions = [e["Action"] for e in got if e["Actor"]["ID"] == cid]
-    for a in ("create", "attach", "start", "die", "destroy"):
-        assert a in actions
-    assert actions.index("create") < actions.index("start") < actions.index("die") < \
-        actions.index("destroy")
-    die = next(e for e in got if e["Action"] == "die")
-    assert die["Actor"]["Attributes"]["exitCode"] == "0"
-    assert die["Actor"]["Attributes"]["name"] == "ev"
-    assert die["Actor"]["Attributes"]["image"] == "busybox"
-    human = d.docker("events", "--since", since, "--until", f"{time.time():.9f}",
-                     "--filter", "event=destroy").stdout
-    assert f"container destroy {cid} (image=busybox, name=ev)" in human
-
-
-# ------------------------------------------------------------------ restart policies, health
-
-
-def test_restart_on_failure_stops_after_the_retries(d: Daemon) -> None:
-    d.docker("run", "-d", "--name", "rof", "--restart", "on-failure:2", "busybox", "sh", "-c",
-             "exit 1")
-    poll("two restarts and exited",
-         lambda: state(d, "rof", "{{.RestartCount}} {{.State.Status}}") == "2 exited", 30)
-    assert state(d, "rof", "{{.State.ExitCode}}") == "1"
-    time.sleep(1.5)  # no third restart comes
-    assert state(d, "rof", "{{.RestartCount}} {{.State.Status}}") == "2 exited"
-    d.docker("rm", "rof")
-
-
-def test_restart_always_restarts_until_stopped(d: Daemon) -> None:
-    d.docker("run", "-d", "--name", "ra", "--restart", "always", "busybox", "sh", "-c",
-             "sleep 0.2; exit 0")
-    poll("a restart", lambda: int(state(d, "ra", "{{.RestartCount}}")) >= 1, 30)
-    d.docker("stop", "-t", "1", "ra")
-    assert state(d, "ra") == "exited"
-    count = state(d, "ra", "{{.RestartCount}}")
-    time.sleep(1)
-    assert state(d, "ra", "{{.State.Status}} {{.RestartCount}}") == f"exited {count}"
-    d.docker("rm", "ra")
-
-
-def test_health_checks(d: Daemon) -> None:
-    since = f"{time.time():.9f}"
-    d.docker("run", "-d", "--name", "hok", "--health-cmd", "true", "--health-interval", "1s",
-             "busybox", "sleep", "300")
-    d.docker("run", "-d", "--name", "hbad", "--health-cmd", "false", "--health-retries", "1",
-             "--health-interval", "1s", "busybox", "sleep", "300")
-    poll("hok healthy", lambda: state(d, "hok", "{{.State.Health.Status}}") == "healthy")
-    poll("hbad unhealthy", lambda: state(d, "hbad", "{{.State.Health.Status}}") == "unhealthy")
-    status = d.docker("ps", "--format", "{{.Names}} {{.Status}}").stdout.splitlines()
-    assert any(line.startswith("hok Up ") and line.endswith("(healthy)") for line in status)
-    assert any(line.startswith("hbad Up ") and line.endswith("(unhealthy)") for line in status)
-    assert d.docker("ps", "-q", "--filter", "health=healthy").stdout.split() == \
-        [state(d, "hok", "{{.Id}}")[:12]]
-    log = json.loads(state(d, "hbad", "{{json .State.Health}}"))
-    assert log["FailingStreak"] >= 1 and log["Log"][-1]["ExitCode"] == 1
-    out = d.docker("events", "--since", since, "--until", f"{time.time():.9f}",
-                   "--filter", "event=health_status", "--format", "{{.Action}} {{.Actor.Attributes.name}}"
-                   ).stdout.splitlines()
-    assert "health_status: healthy hok" in out
-    assert "health_status: unhealthy hbad" in out
-    d.docker("rm", "-f", "hok", "hbad")
-
-
 # ------------------------------------------------------------------ the raw API: hijack, wait, errors
 
 
@@ -740,19 +396,6 @@ def test_wait_conditions_and_api_errors(d: Daemon) -> None:
     assert d.json("GET", "/containers/json?all=1") == []
 
 
-def test_run_it_ctrl_c_reaches_the_container(d: Daemon) -> None:
-    pid, fd = _pty_docker(d, 24, 80, "run", "-it", "--rm", "busybox", "sh", "-c",
-                          "trap 'echo got-INT; exit 9' INT; echo ready; "
-                          "while true; do sleep 0.1; done")
-    try:
-        buf = _pty_read_until(fd, b"ready")
-        os.write(fd, b"\x03")
-    finally:
-        out, code = _pty_finish(pid, fd)
-    assert b"got-INT" in buf + out
-    assert code == 9
-
-
 # ------------------------------------------------------------------ edges
 
 
@@ -768,36 +411,6 @@ def test_detached_rm_is_removed_at_exit_and_paused_containers_stop(d: Daemon) ->
     d.docker("pause", "pstop")
     d.docker("rm", "-f", "pstop")
     assert d.docker("ps", "-aq").stdout == ""
-
-
-def test_hung_health_check_fails_at_its_timeout(d: Daemon) -> None:
-    d.docker("run", "-d", "--name", "hung", "--health-cmd", "sleep 30", "--health-timeout", "1s",
-             "--health-interval", "1s", "--health-retries", "1", "busybox", "sleep", "300")
-    poll("hung unhealthy", lambda: state(d, "hung", "{{.State.Health.Status}}") == "unhealthy",
-         30)
-    log = json.loads(state(d, "hung", "{{json .State.Health.Log}}"))
-    assert log[-1]["ExitCode"] != 0
-    d.docker("run", "-d", "--name", "nohc", "--no-healthcheck", "busybox", "sleep", "300")
-    assert state(d, "nohc", "{{json .State.Health}}") == "null"
-    d.docker("rm", "-f", "hung", "nohc")
-
-
-def test_unless_stopped_restarts_and_a_stop_ends_it(d: Daemon) -> None:
-    d.docker("run", "-d", "--name", "us", "--restart", "unless-stopped", "busybox", "sh", "-c",
-             "sleep 0.2; exit 3")
-    poll("a restart", lambda: int(state(d, "us", "{{.RestartCount}}")) >= 1, 30)
-    d.docker("stop", "-t", "0", "us")
-    assert state(d, "us") == "exited"
-    d.docker("rm", "us")
-
-
-def test_logs_follow_with_tail_and_until(d: Daemon) -> None:
-    d.docker("run", "--name", "lt", "busybox", "sh", "-c", "for i in 1 2 3 4; do echo n$i; done")
-    assert d.docker("logs", "-f", "--tail", "1", "lt").stdout == "n4\n"
-    assert d.docker("logs", "--until", "1h", "lt").stdout == ""  # all were written < 1 h ago
-    assert d.docker("logs", "--until", f"{time.time() + 60:.0f}", "lt").stdout.split() == \
-        ["n1", "n2", "n3", "n4"]
-    d.docker("rm", "lt")
 
 
 def test_more_run_flags_reach_the_process(d: Daemon, tmp_path: Path) -> None:

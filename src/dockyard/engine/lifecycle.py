@@ -287,8 +287,7 @@ class Lifecycle:
         async with c.lock:
             if c.state.status != "restarting":
                 return
-            c.state = replace(c.state, status="exited")
-            try:
+            try:  # "restarting" until it runs: not "exited" with the next run's exit code 0
                 await self._start(c)
             except DockyardError as e:
                 log.error("restart of container %s failed: %s", c.id, e)
