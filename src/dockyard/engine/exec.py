@@ -450,6 +450,7 @@ class _Run:
                 self.s.pid = int(f.read().strip() or 0)
         except (OSError, ValueError):
             pass
+        shutil.rmtree(self.tmp, ignore_errors=True)  # the runtime has read and connected
         self.decided.set_result(True)
 
     # -------------------------------------------------------------- pumps
