@@ -440,3 +440,47 @@ def test_more_run_flags_reach_the_process(d: Daemon, tmp_path: Path) -> None:
     p = d.docker("run", "--rm", "--security-opt", "no-new-privileges", "busybox", "grep",
                  "NoNewPrivs", "/proc/self/status")
     assert p.stdout.split() == ["NoNewPrivs:", "1"]
+
+
+def test_start_ai_restart_of_a_stopped_one_and_multi_inspect(d: Daemon) -> None:
+    d.docker("create", "-i", "--name", "sai", "busybox", "sh", "-c", "read x; echo [$x]")
+    p = d.docker("start", "-ai", "sai", input="piped\n")
+    assert p.stdout == "[piped]\n"
+    d.docker("create", "--name", "rs", "busybox", "sleep", "300")
+    d.docker("restart", "-t", "0", "rs")  # restart of a container that never ran starts it
+    assert state(d, "rs") == "running"
+    out = d.docker("inspect", "--format", "{{.Name}}", "sai", "rs").stdout.split()
+    assert out == ["/sai", "/rs"]
+    p = d.docker("inspect", "rs", "nosuch", check=False)
+    assert p.returncode == 1 and "No such object: nosuch" in p.stderr or \
+        "No such container: nosuch" in p.stderr, p.stderr
+    assert json.loads(p.stdout)[0]["Name"] == "/rs"
+    assert d.docker("wait", "sai").stdout.split() == ["0"]
+    d.docker("rm", "-f", "sai", "rs")
+
+
+def test_run_attach_only_stdout_and_log_driver_none(d: Daemon) -> None:
+    p = d.docker("run", "--rm", "-a", "stdout", "busybox", "sh", "-c", "echo o; echo e >&2")
+    assert (p.stdout, p.stderr) == ("o\n", "")
+    d.docker("run", "--name", "nolog", "--log-driver", "none", "busybox", "echo", "x")
+    p = d.docker("logs", "nolog", check=False)
+    assert p.returncode == 1 and "does not support reading" in p.stderr
+    d.docker("rm", "nolog")
+
+
+def test_update_of_a_stopped_container_applies_at_start_and_bad_rename(d: Daemon) -> None:
+    d.docker("create", "--name", "upd", "-m", "32m", "busybox", "cat",
+             "/sys/fs/cgroup/memory/memory.limit_in_bytes")
+    d.docker("update", "-m", "40m", "--memory-swap", "80m", "upd")
+    assert d.docker("start", "-a", "upd").stdout.strip() == str(40 << 20)
+    p = d.docker("rename", "upd", "bad name", check=False)
+    assert p.returncode == 1 and "Invalid container name" in p.stderr
+    d.docker("rm", "upd")
+
+
+def test_memory_hog_is_oom_killed(d: Daemon) -> None:
+    p = d.docker("run", "--name", "oom", "-m", "8m", "--memory-swap", "8m", "busybox", "sh",
+                 "-c", "x=a; while true; do x=$x$x; done", check=False)
+    assert p.returncode == 137
+    assert state(d, "oom", "{{.State.OOMKilled}} {{.State.ExitCode}}") == "true 137"
+    d.docker("rm", "oom")

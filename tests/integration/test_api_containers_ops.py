@@ -79,6 +79,9 @@ def test_pause_unpause_rename_update(d: Daemon) -> None:
     assert state(d, "pz2", "{{.HostConfig.Memory}}") == str(48 << 20)
     limit = d.docker("exec", "pz2", "cat", "/sys/fs/cgroup/memory/memory.limit_in_bytes").stdout
     assert limit.strip() == str(48 << 20)
+    d.docker("restart", "-t", "0", "pz2")  # the update outlives a restart
+    limit = d.docker("exec", "pz2", "cat", "/sys/fs/cgroup/memory/memory.limit_in_bytes").stdout
+    assert limit.strip() == str(48 << 20)
     d.docker("update", "--restart", "on-failure:3", "pz2")
     assert state(d, "pz2", "{{.HostConfig.RestartPolicy.Name}}:"
                  "{{.HostConfig.RestartPolicy.MaximumRetryCount}}") == "on-failure:3"

@@ -317,9 +317,12 @@ class ContainerService(Lifecycle):
             if c.req.auto_remove and req.restart.name not in ("", "no"):
                 raise InvalidArgument("Restart policy cannot be updated because AutoRemove is "
                                       "enabled for the container")
-            if c.state.running and set(data) - {"RestartPolicy"}:
+            if set(data) - {"RestartPolicy"}:
                 res = resources(req.run)
-                await runtime_cmd.update(self.runtimes[c.runtime], c.id, dumps(res).encode())
+                if c.state.running:
+                    await runtime_cmd.update(self.runtimes[c.runtime], c.id, dumps(res).encode())
+                # the next starts run the bundle's spec: it gets the new limits too
+                await self.call(_write_resources, self.store.container(c.id), res)
             c.request, c.req, c.host_config = request, req, req.host_config
             await self.persist(c)
         self.publish(c, "update")
@@ -588,6 +591,19 @@ def _read_spec(bundle: str) -> dict:
 
     with open(f"{bundle}/config.json", "rb") as f:
         return loads(f.read())
+
+
+def _write_resources(bundle: str, res: dict) -> None:
+    """(store thread) The bundle's spec with ``linux.resources`` replaced, written atomically."""
+    from dockyard.leanjson import dumps
+
+    spec = _read_spec(bundle)
+    spec.setdefault("linux", {})["resources"] = res
+    tmp = f"{bundle}/config.json.tmp"
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o600)
+    with open(fd, "w") as f:
+        f.write(dumps(spec))
+    os.replace(tmp, f"{bundle}/config.json")
 
 
 __all__ = ["AlreadyExists", "ContainerService"]
