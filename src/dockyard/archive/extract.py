@@ -36,7 +36,7 @@ import os
 import stat
 import tarfile
 
-from dockyard.archive.compression import CHUNK, Limits, LayerStream
+from dockyard.archive.compression import CHUNK, NONE, Limits, LayerStream, detect_compression
 from dockyard.archive.names import (OPAQUE_MARKER, OVERLAY_OPAQUE_XATTR, WHITEOUT_META_PREFIX,
                                     WHITEOUT_PREFIX, Refused, clean_name, encoded_len, xattr_allowed)
 from dockyard.archive.reader import members, open_tar
@@ -47,6 +47,7 @@ from dockyard.record import Record
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from collections.abc import Callable
     from typing import BinaryIO
 
 WHITEOUT_MODES = ("overlay", "delete")
@@ -72,17 +73,27 @@ class ExtractResult(Record):
 def extract_layer(stream: BinaryIO | LayerStream, dest_dir: str | os.PathLike[str], *,
                   limits: Limits = Limits(), whiteout_mode: str = "overlay",
                   device_policy: str = "create", chown: bool | None = None,
-                  best_effort_xattrs: bool = False, compression: str | None = None) -> ExtractResult:
+                  best_effort_xattrs: bool = False, compression: str | None = None,
+                  verified: Digest | None = None) -> ExtractResult:
     """Extract one layer (gzip, zstd, bzip2, xz or plain tar, detected) into ``dest_dir``.
 
     ``dest_dir`` must exist. ``chown=None`` chowns when running as root. With
     ``best_effort_xattrs`` an xattr the filesystem refuses (EPERM, ENOTSUP) is counted, not fatal.
     The stream is read to its end, so the digests in the result cover the whole blob.
+
+    ``verified``: ``stream`` is an open regular file (at offset 0) whose bytes are known to hash
+    to this sha256 (a blob committed to the content store: hashed as it was written, immutable
+    since). When it holds a plain tar, it is not hashed again (its diff id is that digest) and
+    file data is copied by the kernel (``copy_file_range``) from the member's offset: tarfile
+    only parses the headers. Every member passes the same validation as on the streaming path.
     """
     if whiteout_mode not in WHITEOUT_MODES:
         raise InvalidArgument(f"whiteout_mode {whiteout_mode!r}: expected one of {WHITEOUT_MODES}")
     if device_policy not in DEVICE_POLICIES:
         raise InvalidArgument(f"device_policy {device_policy!r}: expected one of {DEVICE_POLICIES}")
+    if verified is not None and compression in (None, NONE) and _plain_file(stream):
+        return _extract_plain_file(stream, dest_dir, verified, limits, whiteout_mode,  # type: ignore[arg-type]
+                                   device_policy, chown, best_effort_xattrs)
     layer = stream if isinstance(stream, LayerStream) else LayerStream(stream, limits, compression=compression)
     try:
         with Root(dest_dir) as root:
@@ -104,6 +115,72 @@ def extract_layer(stream: BinaryIO | LayerStream, dest_dir: str | os.PathLike[st
     return ExtractResult(diff_id=layer.diff_id, digest=layer.digest, compression=layer.compression,
                          size=x.size, tar_size=layer.tar_size, entries=x.entries, skipped=x.skipped,
                          dropped_xattrs=x.dropped_xattrs)
+
+
+def _plain_file(stream: object) -> bool:
+    """``stream`` is a regular file at offset 0 that starts with no compression magic."""
+    try:
+        fd = stream.fileno()  # type: ignore[attr-defined]
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode) or stream.tell() != 0:  # type: ignore[attr-defined]
+            return False
+        return detect_compression(os.pread(fd, 6, 0)) == NONE
+    except (AttributeError, OSError, ValueError):
+        return False
+
+
+def _extract_plain_file(f: BinaryIO, dest_dir: str | os.PathLike[str], digest: Digest,
+                        limits: Limits, whiteout_mode: str, device_policy: str,
+                        chown: bool | None, best_effort_xattrs: bool) -> ExtractResult:
+    """``extract_layer`` for a verified plain tar in a regular file (see its docstring)."""
+    import time
+
+    src = f.fileno()
+    size = os.fstat(src).st_size
+    if size > limits.max_uncompressed_bytes:
+        raise InvalidArgument(f"layer: uncompressed size exceeds the limit of "
+                              f"{limits.max_uncompressed_bytes} bytes (decompression bomb?)")
+    deadline = None if limits.max_seconds is None else time.monotonic() + limits.max_seconds
+    with Root(dest_dir) as root:
+        x = _Extractor(root, limits, whiteout_mode, device_policy,
+                       os.geteuid() == 0 if chown is None else chown, best_effort_xattrs)
+        x.copy_data = lambda m, fd: _copy_range(src, m.offset_data, m.size, fd)
+        tar = open_tar(f, limits, seekable=True)  # type: ignore[arg-type]
+        try:
+            for m in members(tar, limits):
+                if deadline is not None and time.monotonic() > deadline:
+                    raise InvalidArgument(f"layer: took longer than {limits.max_seconds} s (limit)")
+                x.member(tar, m)
+                root.release()
+        finally:
+            tar.close()
+        x.finish()
+    return ExtractResult(diff_id=digest, digest=digest, compression=NONE, size=x.size,
+                         tar_size=size, entries=x.entries, skipped=x.skipped,
+                         dropped_xattrs=x.dropped_xattrs)
+
+
+def _copy_range(src: int, offset: int, size: int, dst: int) -> None:
+    """``size`` bytes of ``src`` from ``offset`` to ``dst``'s position, in the kernel."""
+    while size:
+        try:
+            n = os.copy_file_range(src, dst, min(size, 1 << 30), offset)
+        except OSError as e:
+            if e.errno not in (18, 22, 38, 95):  # EXDEV, EINVAL, ENOSYS, EOPNOTSUPP: copy by hand
+                raise
+            n = _copy_pread(src, offset, min(size, CHUNK), dst)
+        if n == 0:
+            raise Refused("file data ends early")
+        offset += n
+        size -= n
+
+
+def _copy_pread(src: int, offset: int, size: int, dst: int) -> int:
+    data = os.pread(src, size, offset)
+    view = memoryview(data)
+    while view:
+        view = view[os.write(dst, view):]
+    return len(data)
 
 
 def discard_partial(dest_dir: str | os.PathLike[str]) -> None:
@@ -132,6 +209,7 @@ class _Extractor:
         self.dirs: dict[tuple[int, int], tuple[tuple[str, ...], int, int, int]] = {}
         # (dev, ino) of what this layer created: "delete" mode's opaque directories keep only these
         self.mine = root.created
+        self.copy_data: Callable[[tarfile.TarInfo, int], None] | None = None  # else via tarfile
 
     # -- dispatch ------------------------------------------------------------------------------
 
@@ -202,7 +280,10 @@ class _Extractor:
         self._clear(parent, leaf)
         fd = os.open(leaf, _FILE_FLAGS, 0o600, dir_fd=parent)
         try:
-            if m.size:
+            if m.size and self.copy_data is not None:
+                self.copy_data(m, fd)
+                self.size += m.size
+            elif m.size:
                 src = tar.extractfile(m)
                 assert src is not None
                 left = m.size

@@ -72,12 +72,17 @@ class _BoundedInfo(tarfile.TarInfo):
     _proc_gnusparse_00 = _proc_gnusparse_01 = _proc_gnusparse_10 = _refuse_sparse
 
 
-def open_tar(stream: LayerStream, limits: Limits) -> tarfile.TarFile:
-    """A stream-mode ``TarFile`` over ``stream`` whose header parsing honours ``limits``."""
+def open_tar(stream: LayerStream, limits: Limits, *, seekable: bool = False) -> tarfile.TarFile:
+    """A stream-mode ``TarFile`` over ``stream`` whose header parsing honours ``limits``.
+
+    ``seekable``: ``stream`` is a plain tar in a regular file (positioned at its start); the
+    ``TarFile`` then reads headers only and seeks over member data, which the caller copies from
+    ``member.offset_data`` itself (no data passes through tarfile's buffers). The same header
+    checks apply; a file that ends inside a member's data is an error at the next ``next()``."""
     info = type("_LimitedInfo", (_BoundedInfo,), {"max_header_bytes": limits.max_header_bytes})
     try:
-        return tarfile.open(fileobj=stream, mode="r|", tarinfo=info,  # type: ignore[call-overload]
-                            encoding="utf-8", errors="surrogateescape")
+        return tarfile.open(fileobj=stream, mode="r:" if seekable else "r|",  # type: ignore[call-overload]
+                            tarinfo=info, encoding="utf-8", errors="surrogateescape")
     except TarRefused as e:
         raise InvalidArgument(f"layer: {e}") from None
     except tarfile.TarError as e:

@@ -26,11 +26,16 @@ transaction, so any error records nothing (the blobs stay for GC; snapshots made
 
 from __future__ import annotations
 
+import contextlib
+import io
 import json
+import os
 import secrets
+import stat
 
 from dockyard.archive.compression import NONE, detect_compression
 from dockyard.errors import DockyardError, InvalidArgument, NotFound
+from dockyard.image.staging import Stager
 from dockyard.oci import image_spec as spec
 from dockyard.oci.digest import Digest
 from dockyard.oci.reference import Reference, parse_normalized, parse_reference
@@ -113,6 +118,38 @@ class _Prefixed:
         return False
 
 
+class _Range:
+    """A member's data read straight from the archive file (``pread``: no tarfile buffers)."""
+
+    def __init__(self, fd: int, offset: int, size: int, path: str) -> None:
+        self._fd, self._offset, self._left, self._path = fd, offset, size, path
+
+    def read(self, n: int = -1) -> bytes:
+        n = self._left if n is None or n < 0 else min(n, self._left)
+        if not n:
+            return b""
+        b = os.pread(self._fd, n, self._offset)
+        if not b:
+            raise _fail(f"the archive is truncated inside {self._path!r}")
+        self._offset += len(b)
+        self._left -= len(b)
+        return b
+
+
+def _plain_file(stream: BinaryIO) -> int | None:
+    """The fd of ``stream`` when it is a regular file holding an uncompressed tar from its
+    current offset: members are then read by offset, tarfile only parses headers."""
+    try:
+        fd = stream.fileno()
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            return None
+        start = stream.tell()
+        head = os.pread(fd, 6, start)
+    except (AttributeError, OSError, ValueError, io.UnsupportedOperation):
+        return None
+    return fd if detect_compression(head) == NONE else None
+
+
 def open_input(stream: BinaryIO) -> tuple[BinaryIO, object]:
     """The archive's tar bytes: gzip (and zstd, xz, bzip2) detected by magic, else as is.
     Returns the reader and the decompressor to close (or None)."""
@@ -177,6 +214,12 @@ def _digest_of_path(path: str) -> Digest | None:
         return None
 
 
+def _may_be_layer(head: bytes, compression: str) -> bool:
+    """Worth extracting before the manifest says what it is: compressed, or a tar (ustar or GNU
+    magic in its first header); anything else is unpacked, if it is a layer, the ordinary way."""
+    return compression in ("gzip", "zstd") or (compression == NONE and head[257:262] == b"ustar")
+
+
 def _is_meta(path: str, size: int) -> bool:
     base = path.rsplit("/", 1)[-1]
     return size <= SMALL_LIMIT and _digest_of_path(path) is None and (
@@ -189,9 +232,10 @@ def _is_meta(path: str, size: int) -> bool:
 class Archive:
     """What the tar held: small members by path, blobs (in the content store) by path, links."""
 
-    def __init__(self, svc: ImageService, lease: str) -> None:
+    def __init__(self, svc: ImageService, lease: str, stager: Stager | None = None) -> None:
         self.svc = svc
         self.lease = lease
+        self.stager = stager  # extracts layer blobs as soon as they are committed
         self.small: dict[str, bytes] = {}
         self.blobs: dict[str, Blob] = {}
         self.links: dict[str, str] = {}  # path -> target path (archive-relative)
@@ -205,12 +249,13 @@ class Archive:
         from dockyard.archive.reader import members, open_tar
 
         limits = Limits(max_entries=MAX_MEMBERS)
-        src, dec = open_input(stream)
+        fd = _plain_file(stream)
+        src, dec = (stream, None) if fd is not None else open_input(stream)
         try:
-            tar = open_tar(src, limits)  # type: ignore[arg-type]
+            tar = open_tar(src, limits, seekable=fd is not None)  # type: ignore[arg-type]
             try:
                 for m in members(tar, limits):
-                    self._member(tar, m)
+                    self._member(tar, m, fd)
             finally:
                 tar.close()
         except InvalidArgument as e:
@@ -234,7 +279,7 @@ class Archive:
         if not self.small and not self.blobs:
             raise _fail("the archive is empty")
 
-    def _member(self, tar: tarfile.TarFile, m: tarfile.TarInfo) -> None:
+    def _member(self, tar: tarfile.TarFile, m: tarfile.TarInfo, fd: int | None) -> None:
         path = clean_path(m.name, "archive member")
         if m.isdir() or not path:
             return
@@ -250,7 +295,7 @@ class Archive:
             return
         if not m.isreg():
             return  # devices, fifos: nothing an image archive needs
-        f = tar.extractfile(m)
+        f = tar.extractfile(m) if fd is None else _Range(fd, m.offset_data, m.size, path)
         assert f is not None
         if _is_meta(path, m.size):
             self._spooled += m.size
@@ -281,8 +326,8 @@ class Archive:
     def _ingest(self, src: BinaryIO, size: int, expected: Digest | None, path: str) -> Blob:
         """Copy one member into the content store (under the lease); its digest and compression."""
         svc = self.svc
-        head = src.read(min(size, 6))
-        compression = detect_compression(head)
+        head = src.read(min(size, 512))
+        compression = detect_compression(head[:6])
         if expected is not None:
             svc.protect(self.lease, expected)
             if svc.content.exists(expected) and svc.content.info(expected).size == size:
@@ -295,6 +340,8 @@ class Archive:
                 digest = w.commit(on_digest=lambda d: svc.protect(self.lease, d))
         except InvalidArgument as e:
             raise _fail(f"archive member {path!r}: {e}") from None
+        if self.stager is not None and _may_be_layer(head, compression):
+            self.stager.submit(digest)
         return Blob(digest, size, compression)
 
     # -- resolving names
@@ -520,8 +567,8 @@ def load_archive(svc: ImageService, stream: BinaryIO) -> list[str]:
     """Load every image of the archive, or none; docker's output lines."""
     from dockyard.image.service import familiar
 
-    with svc.lease() as lease:
-        arc = Archive(svc, lease)
+    with svc.lease() as lease, _stager(svc) as stager:
+        arc = Archive(svc, lease, stager)
         arc.read(stream)
         if "manifest.json" in arc.small:
             images = docker_images(arc)
@@ -531,9 +578,12 @@ def load_archive(svc: ImageService, stream: BinaryIO) -> list[str]:
             raise _fail("neither a docker archive (manifest.json) nor an OCI image layout "
                         "(index.json)")
         prepared: list[Prepared] = []
+        staged: list[list[str]] = []  # chains unpacked from staged trees, per image
         try:
             for image in images:
                 try:
+                    if stager is not None:
+                        staged.append(_unpack_staged(svc, image, lease, stager))
                     prepared.append(svc.prepare(manifest=image.manifest,
                                                 manifest_media_type=image.media_type,
                                                 config=image.config, layers=image.layers,
@@ -542,10 +592,11 @@ def load_archive(svc: ImageService, stream: BinaryIO) -> list[str]:
                     what = ", ".join(familiar(t.string()) for t in image.tags) or \
                         str(Digest.of_bytes(image.config))
                     raise _fail(f"image {what}: {e}") from None
+            moved = svc.record(prepared, lease)
         except BaseException:
             svc.discard(prepared, lease)
+            _remove_staged(svc, staged, lease)
             raise
-        moved = svc.record(prepared, lease)
     lines = [f"The image {familiar(name)} already exists, renaming the old one with ID {old} "
              "to empty string" for name, old in moved]
     for p in prepared:
@@ -554,3 +605,41 @@ def load_archive(svc: ImageService, stream: BinaryIO) -> list[str]:
         else:
             lines.append(f"Loaded image ID: {p.record.id}")
     return lines
+
+
+def _stager(svc: ImageService) -> contextlib.AbstractContextManager[Stager | None]:
+    """Layers extracted while the archive is read, when the snapshotter's layers are
+    independent (overlay); else nothing (vfs copies the parent first: unpacked after the read)."""
+    if not svc.snapshotter.independent_layers:
+        return contextlib.nullcontext()
+    return Stager(svc)
+
+
+def _unpack_staged(svc: ImageService, image: Image, lease: str, stager: Stager) -> list[str]:
+    """Unpack the image's layers, adopting the trees staged while reading, before
+    ``svc.prepare`` (which then finds every snapshot complete). The cheap checks of ``prepare``
+    come first, so a bad manifest or config is refused before any snapshot is made. Returns the
+    chain ids made (bottom first), to remove if the load fails later."""
+    from dockyard.image.unpack import unpack_layers
+    from dockyard.oci.image_config import parse_image_config, validate_image
+
+    m = spec.parse_manifest(image.manifest, media_type=image.media_type)
+    cfg = parse_image_config(image.config, expected=m.config.digest,
+                             media_type=m.config.media_type)
+    validate_image(m, cfg)
+    if [(la.digest, la.size) for la in image.layers] != [(d.digest, d.size) for d in m.layers]:
+        return []  # prepare refuses it
+    for la in image.layers:
+        svc.protect(lease, la.digest)
+        if not svc.content.exists(la.digest) or svc.content.info(la.digest).size != la.size:
+            return []  # prepare refuses it
+    unpacked = unpack_layers(svc, [la.digest for la in image.layers], cfg.rootfs.diff_ids,
+                             lease=lease, staged=stager.take)
+    return [u.chain_id for u in unpacked if u.new]
+
+
+def _remove_staged(svc: ImageService, staged: list[list[str]], lease: str) -> None:
+    from dockyard.image.unpack import remove_snapshots
+
+    for chains in reversed(staged):
+        remove_snapshots(svc, chains, own_lease=lease)

@@ -10,6 +10,10 @@ confined; whiteouts in the snapshotter's form) and checks the diff id of what it
 the image config *before* marking the snapshot complete: a layer that is not what the config
 says never becomes usable. Any failure aborts the snapshot in progress, and the snapshots this
 call completed are removed again (top down), so a failed unpack leaves nothing behind.
+
+``staged`` (``load``): a layer already extracted into a staging directory while the archive was
+read (``image/staging.py``) is adopted by one rename into its prepared snapshot, after the same
+checks (blob digest, diff id against the config); a mismatch is refused like an extracted one.
 """
 
 from __future__ import annotations
@@ -22,9 +26,10 @@ from dockyard.record import Record, replace
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from collections.abc import Sequence
-    from typing import BinaryIO
+    from typing import BinaryIO, Callable
 
     from dockyard.image.service import ImageService
+    from dockyard.image.staging import StagedLayer
     from dockyard.metadata.records import ImageRecord
     from dockyard.snapshot.base import LayerTarget
 
@@ -37,7 +42,8 @@ class Unpacked(Record):
 
 
 def unpack_layers(svc: ImageService, blobs: Sequence[Digest], diff_ids: Sequence[Digest], *,
-                  lease: str | None = None) -> list[Unpacked]:
+                  lease: str | None = None,
+                  staged: Callable[[Digest], StagedLayer | None] | None = None) -> list[Unpacked]:
     """Unpack ``blobs`` (bottom first) whose diff ids the config lists as ``diff_ids``.
 
     Each chain id is named under ``lease`` before its snapshot is prepared, so a concurrent
@@ -46,13 +52,16 @@ def unpack_layers(svc: ImageService, blobs: Sequence[Digest], diff_ids: Sequence
     The snapshots are prepared one by one (database access stays on this thread), the layers are
     extracted (on two threads when the snapshotter's layers are independent directories), and all
     new snapshots are committed together: one syncfs, then each marked complete, bottom first.
+    ``staged`` gives a blob's tree extracted beforehand (only asked when the layers are
+    independent), or None.
     """
     if len(blobs) != len(diff_ids):
         raise InvalidArgument(f"unpack: {len(blobs)} layers but {len(diff_ids)} diff ids")
     snapshotter = svc.snapshotter
     parallel = snapshotter.independent_layers
     out: list[Unpacked] = []
-    pending: list[tuple[int, Digest, Digest, LayerTarget]] = []  # prepared, not yet committed
+    pending: list[tuple[int, Digest, Digest, LayerTarget]] = []  # prepared, to extract
+    committed: list[tuple[int, LayerTarget]] = []  # prepared, filled from a staged tree
     sizes: dict[int, int] = {}
     parent: str | None = None
     parent_target: LayerTarget | None = None
@@ -67,9 +76,14 @@ def unpack_layers(svc: ImageService, blobs: Sequence[Digest], diff_ids: Sequence
                 out.append(Unpacked(target.chain_id, target.id, rec.size if rec else 0, False))
                 parent, parent_target = target.chain_id, None
                 continue
-            pending.append((i, blob, diff, target))
             out.append(Unpacked(target.chain_id, target.id, 0, True))
             parent, parent_target = target.chain_id, target
+            tree = staged(blob) if staged is not None and parallel else None
+            if tree is not None:
+                committed.append((i, target))
+                sizes[i] = _adopt(tree, i, blob, diff, target)
+                continue
+            pending.append((i, blob, diff, target))
             if not parallel:  # the next layer's snapshot starts as a copy of this one
                 sizes[i] = _extract(svc.content.open(blob), i, blob, diff, target)
         if parallel and pending:
@@ -81,9 +95,11 @@ def unpack_layers(svc: ImageService, blobs: Sequence[Digest], diff_ids: Sequence
                 _extract_all(pending, files, sizes)
         out = [replace(u, size=sizes[i]) if u.new else u for i, u in enumerate(out)]
         # Every new layer's files reach the disk (one syncfs) before any is marked complete.
-        snapshotter.commit_layers([(target, sizes[i]) for i, _, _, target in pending])
+        snapshotter.commit_layers([(target, sizes[i]) for i, target in
+                                   _in_order(committed, pending)])
     except BaseException:
-        for _, _, _, target in reversed(pending):  # top down; a no-op for ones already complete
+        # top down; a no-op for ones already complete
+        for _, target in reversed(_in_order(committed, pending)):
             try:
                 snapshotter.abort_layer(target)
             except Exception:  # noqa: BLE001 - left incomplete: the next start removes it
@@ -114,6 +130,34 @@ def _extract(f: BinaryIO, i: int, blob: Digest, diff: Digest, target: LayerTarge
             msg = f"layer {i} ({blob}): {msg}"
         raise InvalidArgument(msg) from None
     return result.size
+
+
+def _in_order(committed: list[tuple[int, LayerTarget]],
+              pending: list[tuple[int, Digest, Digest, LayerTarget]]) -> list[tuple[int, LayerTarget]]:
+    """Every prepared layer, bottom first."""
+    return sorted(committed + [(i, target) for i, _, _, target in pending], key=lambda it: it[0])
+
+
+def _adopt(tree: StagedLayer, i: int, blob: Digest, diff: Digest, target: LayerTarget) -> int:
+    """Move a staged tree into the prepared (empty) snapshot ``target``; its size. The tree is
+    removed if its digests are not the blob's and the config's."""
+    import os
+
+    from dockyard.archive.extract import discard_partial
+
+    try:
+        if tree.digest != blob:
+            raise InvalidArgument(f"layer {i} ({blob}): the blob read back as {tree.digest}: "
+                                  "the content store is corrupt")
+        if tree.diff_id != diff:
+            raise InvalidArgument(f"layer {i} ({blob}): diff id mismatch: the image config says "
+                                  f"{diff}, the layer's tar is {tree.diff_id}")
+        os.rmdir(target.path)  # made empty by prepare_layer
+        os.rename(tree.path, target.path)
+    except BaseException:
+        discard_partial(tree.path)
+        raise
+    return tree.size
 
 
 def _extract_all(pending: Sequence[tuple[int, Digest, Digest, LayerTarget]],

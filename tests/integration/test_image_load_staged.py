@@ -1,0 +1,132 @@
+"""``load`` from a regular file (the daemon spools the upload to one): the archive is read by
+offset (tarfile parses headers only), and each layer blob is extracted into a staging directory
+as soon as it is committed (image/staging.py), then adopted into its snapshot. The same archives
+and the same refusals as from a stream; nothing of a failed load stays, staging included."""
+
+from __future__ import annotations
+
+import fcntl
+import io
+import os
+
+import pytest
+
+from dockyard.errors import InvalidArgument
+from dockyard.image import staging
+from test_image_service import (GRANDCHILD, assert_consistent, bad_archives, family, layer_in,
+                                make_image, saved, snapshot_dirs, tar_bytes, tar_members)
+from test_image_service import other, svc  # noqa: F401 - fixtures
+
+
+def staged_dirs(svc) -> list[str]:
+    try:
+        return sorted(n for n in os.listdir(svc.store.tmp) if n.startswith(staging.PREFIX))
+    except FileNotFoundError:
+        return []
+
+
+def load_file(svc, tmp_path, data: bytes, name: str = "archive.tar") -> list[str]:
+    path = tmp_path / name
+    path.write_bytes(data)
+    with open(path, "rb") as f:
+        return svc.load(f)
+
+
+@pytest.fixture
+def adopted(monkeypatch) -> list[str]:
+    """Digests whose staged tree ``unpack_layers`` was handed (None results not counted)."""
+    seen: list[str] = []
+    take = staging.Stager.take
+
+    def counting(self, digest):
+        tree = take(self, digest)
+        if tree is not None:
+            seen.append(str(digest))
+        return tree
+
+    monkeypatch.setattr(staging.Stager, "take", counting)
+    return seen
+
+
+@pytest.mark.parametrize("fmt", ["docker", "oci"])
+def test_load_from_a_file_adopts_staged_layers(svc, other, tmp_path, adopted, fmt):
+    base, child, grand = family(svc)
+    data = saved(svc, ["grandchild:1", "base"], fmt)
+    assert load_file(other, tmp_path, data) == ["Loaded image: grandchild:1", "Loaded image: base:1"]
+    loaded = other.resolve("grandchild:1")
+    assert sorted(adopted) == sorted(str(la.blob_digest) for la in loaded.layers)
+    assert [la.diff_id for la in loaded.layers] == [la.diff_id for la in grand.layers]
+    assert other.inspect("grandchild:1")["RootFS"] == svc.inspect("grandchild:1")["RootFS"]
+    sizes = {s.repo_tags: s.size for s in other.list()}  # file bytes, from the staged extraction
+    assert sizes == {s.repo_tags: s.size for s in svc.list() if s.repo_tags in sizes}
+    target = tmp_path / "view"
+    target.mkdir()
+    other.mount_readonly(other.resolve("grandchild:1"), str(target))
+    try:
+        assert (target / "app/data").read_bytes() == GRANDCHILD["app/data"]
+        assert (target / "etc/os-release").read_bytes() == b"child"
+        assert not (target / "etc/gone").exists()  # the whiteout, staged as an overlay whiteout
+    finally:
+        other.unmount(str(target))
+    assert len(snapshot_dirs(other)) == 3 and staged_dirs(other) == []
+    # loaded again: every snapshot exists, the staged trees are dropped
+    assert load_file(other, tmp_path, data, "again.tar")[0] == "Loaded image: grandchild:1"
+    assert len(snapshot_dirs(other)) == 3 and staged_dirs(other) == []
+    assert_consistent(other)
+
+
+def test_gzip_layers_from_a_file_are_hashed_and_adopted(svc, other, tmp_path, adopted):
+    layer = layer_in(svc, {"a": b"gz" * 5000}, compression="gzip")
+    image = make_image(svc, [layer], ["gz:1"])
+    data = saved(svc, ["gz:1"], "oci")  # OCI keeps the gzip blob
+    assert load_file(other, tmp_path, data) == ["Loaded image: gz:1"]
+    assert adopted == [str(image.layers[0].blob_digest)]
+    assert other.resolve("gz:1").layers[0].diff_id == image.layers[0].diff_id
+    assert_consistent(other)
+
+
+def test_bad_archives_from_a_file_fail_the_same_and_leave_nothing(svc, other, tmp_path):
+    kept = make_image(other, [layer_in(other, {"keep": b"k"})], ["keep:1"])
+    before = (other.list(), other.db.snapshots.all(), other.db.tags.all())
+    for name, (data, message) in bad_archives(svc).items():
+        with pytest.raises(InvalidArgument, match=message):
+            load_file(other, tmp_path, data, f"{name}.tar")
+        assert (other.list(), other.db.snapshots.all(), other.db.tags.all()) == before, name
+        assert other.db.leases.all() == [], name
+        assert staged_dirs(other) == [], name
+        assert_consistent(other)
+    assert other.resolve("keep:1").id == kept.id
+
+
+def test_truncated_member_in_a_file_names_it(svc, other, tmp_path):
+    family(svc)
+    data = saved(svc, ["base:1"], "docker")
+    members = [m for m in tar_members(data)]
+    big = max((m for m in members if m[0] == "file"), key=lambda m: len(m[2]))
+    whole = tar_bytes(members)
+    cut = whole.index(big[2]) + len(big[2]) // 2  # inside that member's data
+    with pytest.raises(InvalidArgument, match="truncated|corrupt"):
+        load_file(other, tmp_path, whole[:cut])
+    assert other.list() == [] and snapshot_dirs(other) == [] and staged_dirs(other) == []
+    assert_consistent(other)
+
+
+def test_a_crashed_loads_staging_is_removed_by_the_next_load(svc, other, tmp_path):
+    family(svc)
+    os.makedirs(other.store.tmp, exist_ok=True)
+    stale = os.path.join(other.store.tmp, "load-crashed")
+    os.makedirs(os.path.join(stale, "1/etc"))
+    with open(os.path.join(stale, "1/etc/f"), "w") as f:
+        f.write("left by a killed load")
+    held = os.path.join(other.store.tmp, "load-inprogress")
+    os.mkdir(held)
+    fd = os.open(held, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)  # a load still running holds its directory
+        other.load(io.BytesIO(saved(svc, ["base:1"], "docker")))
+        assert staged_dirs(other) == ["load-inprogress"]
+    finally:
+        os.close(fd)
+    other.load(io.BytesIO(saved(svc, ["base:1"], "oci")))
+    assert staged_dirs(other) == []
+    assert_consistent(other)
