@@ -53,11 +53,6 @@ async def serve(config: DaemonConfig) -> None:
 
     loop = asyncio.get_running_loop()
     _become_subreaper()
-    # a pidfd per child on the loop instead of the default watcher's thread per child process
-    # (every container start runs several runtime processes)
-    watcher = asyncio.PidfdChildWatcher()
-    watcher.attach_loop(loop)
-    asyncio.set_child_watcher(watcher)
     services = await loop.run_in_executor(None, build, config)
     runner: web.AppRunner | None = None
     paths: list[str] = []
