@@ -39,7 +39,7 @@ import tarfile
 from dockyard.archive.compression import CHUNK, NONE, Limits, LayerStream, detect_compression
 from dockyard.archive.names import (OPAQUE_MARKER, OVERLAY_OPAQUE_XATTR, WHITEOUT_META_PREFIX,
                                     WHITEOUT_PREFIX, Refused, clean_name, encoded_len, xattr_allowed)
-from dockyard.archive.reader import members, open_tar
+from dockyard.archive.reader import Forward, members, open_tar
 from dockyard.archive.resolve import Root, open_dir_fd, remove_entry
 from dockyard.errors import InvalidArgument, KernelError
 from dockyard.oci.digest import Digest
@@ -99,7 +99,9 @@ def extract_layer(stream: BinaryIO | LayerStream, dest_dir: str | os.PathLike[st
         with Root(dest_dir) as root:
             x = _Extractor(root, limits, whiteout_mode, device_policy,
                            os.geteuid() == 0 if chown is None else chown, best_effort_xattrs)
-            tar = open_tar(layer, limits)
+            fwd = Forward(layer)  # headers through tarfile, file data read here (no copies)
+            x.copy_data = lambda m, fd: _copy_stream(fwd, m.size, fd)
+            tar = open_tar(fwd, limits, seekable=True)  # type: ignore[arg-type]
             try:
                 for m in members(tar, limits):
                     layer.check_deadline()
@@ -173,6 +175,17 @@ def _copy_range(src: int, offset: int, size: int, dst: int) -> None:
             raise Refused("file data ends early")
         offset += n
         size -= n
+
+
+def _copy_stream(src: Forward, size: int, dst: int) -> None:
+    while size:
+        chunk = src.read(min(CHUNK, size))
+        if not chunk:
+            raise Refused("file data ends early")
+        size -= len(chunk)
+        view = memoryview(chunk)
+        while view:
+            view = view[os.write(dst, view):]
 
 
 def _copy_pread(src: int, offset: int, size: int, dst: int) -> int:

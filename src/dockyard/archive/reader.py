@@ -72,13 +72,58 @@ class _BoundedInfo(tarfile.TarInfo):
     _proc_gnusparse_00 = _proc_gnusparse_01 = _proc_gnusparse_10 = _refuse_sparse
 
 
+class Forward:
+    """A forward-only file over a stream, for ``open_tar(..., seekable=True)``: tarfile reads the
+    headers through it and seeks over member data by reading and dropping it, while the caller
+    reads a member's data itself (``read``) right after ``next()`` returned the member. No byte
+    passes through tarfile's stream buffers. A backward seek (never made by tarfile's reader) is
+    a ``tarfile.ReadError``."""
+
+    def __init__(self, raw: object) -> None:
+        self._raw = raw
+        self._pos = 0
+
+    def tell(self) -> int:
+        return self._pos
+
+    def read(self, n: int = -1) -> bytes:
+        if n is None or n < 0:
+            raise ValueError("Forward.read needs a size")
+        b = self._raw.read(n)  # type: ignore[attr-defined]
+        if 0 < len(b) < n:  # a short read is not the end: fill up (tarfile expects whole blocks)
+            parts = [b]
+            got = len(b)
+            while got < n:
+                more = self._raw.read(n - got)  # type: ignore[attr-defined]
+                if not more:
+                    break
+                parts.append(more)
+                got += len(more)
+            b = b"".join(parts)
+        self._pos += len(b)
+        return b
+
+    def seek(self, pos: int, whence: int = 0) -> int:
+        if whence == 1:
+            pos += self._pos
+        elif whence != 0:
+            raise tarfile.ReadError("cannot seek from the end of a stream")
+        if pos < self._pos:
+            raise tarfile.ReadError(f"cannot seek back from offset {self._pos} to {pos}")
+        while self._pos < pos:
+            if not self.read(min(pos - self._pos, 1 << 20)):
+                break  # the stream ended: the next read says so
+        return self._pos
+
+
 def open_tar(stream: LayerStream, limits: Limits, *, seekable: bool = False) -> tarfile.TarFile:
     """A stream-mode ``TarFile`` over ``stream`` whose header parsing honours ``limits``.
 
-    ``seekable``: ``stream`` is a plain tar in a regular file (positioned at its start); the
-    ``TarFile`` then reads headers only and seeks over member data, which the caller copies from
-    ``member.offset_data`` itself (no data passes through tarfile's buffers). The same header
-    checks apply; a file that ends inside a member's data is an error at the next ``next()``."""
+    ``seekable``: ``stream`` is a plain tar in a regular file (positioned at its start) or a
+    ``Forward``; the ``TarFile`` then reads headers only and seeks over member data, which the
+    caller copies itself, from ``member.offset_data`` or from the ``Forward`` (no data passes
+    through tarfile's buffers). The same header checks apply; a stream that ends inside a
+    member's data is an error at the next ``next()``."""
     info = type("_LimitedInfo", (_BoundedInfo,), {"max_header_bytes": limits.max_header_bytes})
     try:
         return tarfile.open(fileobj=stream, mode="r:" if seekable else "r|",  # type: ignore[call-overload]

@@ -46,6 +46,8 @@ if TYPE_CHECKING:
     import tarfile
     from typing import BinaryIO
 
+    from dockyard.archive.reader import Forward
+
     from dockyard.image.service import ImageService, LayerBlob, Prepared
 
 CHUNK = 1 << 20
@@ -119,18 +121,24 @@ class _Prefixed:
 
 
 class _Range:
-    """A member's data read straight from the archive file (``pread``: no tarfile buffers)."""
+    """A member's data, read straight from the archive: by offset from its file (``pread``), or
+    from the ``Forward`` stream tarfile parses the headers of (no tarfile buffers either way)."""
 
-    def __init__(self, fd: int, offset: int, size: int, path: str) -> None:
-        self._fd, self._offset, self._left, self._path = fd, offset, size, path
+    def __init__(self, fd: int | None, fwd: Forward | None, offset: int, size: int,
+                 name: str) -> None:
+        self._fd, self._fwd, self._offset, self._left, self._name = fd, fwd, offset, size, name
 
     def read(self, n: int = -1) -> bytes:
         n = self._left if n is None or n < 0 else min(n, self._left)
         if not n:
             return b""
-        b = os.pread(self._fd, n, self._offset)
+        if self._fd is not None:
+            b = os.pread(self._fd, n, self._offset)
+        else:
+            assert self._fwd is not None and self._fwd.tell() == self._offset
+            b = self._fwd.read(n)
         if not b:
-            raise _fail(f"the archive is truncated inside {self._path!r}")
+            raise _fail(f"the archive is truncated inside {self._name!r}")
         self._offset += len(b)
         self._left -= len(b)
         return b
@@ -246,16 +254,17 @@ class Archive:
     # -- reading the tar
     def read(self, stream: BinaryIO) -> None:
         from dockyard.archive.compression import Limits
-        from dockyard.archive.reader import members, open_tar
+        from dockyard.archive.reader import Forward, members, open_tar
 
         limits = Limits(max_entries=MAX_MEMBERS)
         fd = _plain_file(stream)
         src, dec = (stream, None) if fd is not None else open_input(stream)
+        fwd = None if fd is not None else Forward(src)
         try:
-            tar = open_tar(src, limits, seekable=fd is not None)  # type: ignore[arg-type]
+            tar = open_tar(src if fwd is None else fwd, limits, seekable=True)  # type: ignore[arg-type]
             try:
                 for m in members(tar, limits):
-                    self._member(tar, m, fd)
+                    self._member(m, _Range(fd, fwd, m.offset_data, m.size, m.name))
             finally:
                 tar.close()
         except InvalidArgument as e:
@@ -279,7 +288,7 @@ class Archive:
         if not self.small and not self.blobs:
             raise _fail("the archive is empty")
 
-    def _member(self, tar: tarfile.TarFile, m: tarfile.TarInfo, fd: int | None) -> None:
+    def _member(self, m: tarfile.TarInfo, f: _Range) -> None:
         path = clean_path(m.name, "archive member")
         if m.isdir() or not path:
             return
@@ -295,8 +304,6 @@ class Archive:
             return
         if not m.isreg():
             return  # devices, fifos: nothing an image archive needs
-        f = tar.extractfile(m) if fd is None else _Range(fd, m.offset_data, m.size, path)
-        assert f is not None
         if _is_meta(path, m.size):
             self._spooled += m.size
             if self._spooled > SPOOL_LIMIT:
