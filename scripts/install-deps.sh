@@ -18,6 +18,7 @@ PACKAGES=(
   docker.io        # brings containerd: dockerd as a foreign engine
   skopeo
   hyperfine        # bench
+  iperf3           # bench: throughput through a published port
   python3-venv     # lets Debian's python3 make .venv when no pyenv Python is there
 )
 

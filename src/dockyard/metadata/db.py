@@ -1,6 +1,6 @@
 """``Database``: dockyard's metadata in one SQLite file (``Store.db``), WAL mode, typed repositories.
 
-Schema (version 2; ``PRAGMA user_version`` counts the migrations applied; arrows are foreign keys)::
+Schema (version 3; ``PRAGMA user_version`` counts the migrations applied; arrows are foreign keys)::
 
     images                                         snapshots
       id TEXT PK  (the config digest)                id INTEGER PK AUTOINCREMENT (= snapshots/<id>)
@@ -29,6 +29,11 @@ Schema (version 2; ``PRAGMA user_version`` counts the migrations applied; arrows
       name TEXT PK, driver TEXT, created REAL        container_id TEXT ──▶ containers  CASCADE
       labels, options TEXT (JSON objects)            volume_name TEXT ──▶ volumes  RESTRICT
       anonymous INTEGER 0 | 1                        destination TEXT; PK (container_id, destination)
+    networks  (version 3)                          endpoints  (version 3)
+      id TEXT PK, name TEXT UNIQUE, driver TEXT      network_id TEXT ──▶ networks  RESTRICT
+      created REAL, subnet, gateway, ip_range TEXT   container_id TEXT ──▶ containers  CASCADE
+      internal INTEGER, bridge TEXT                  ip, mac TEXT, aliases TEXT (JSON list)
+      labels, options TEXT (JSON objects)            PK (network_id, container_id); UNIQUE (network_id, ip)
 
 Why these choices:
 - RESTRICT from tags and containers: an image can only go once nothing names or uses it; the
@@ -147,8 +152,36 @@ _V2 = (
     "CREATE INDEX container_volumes_volume ON container_volumes(volume_name)",
 )
 
+#: Version 3: networks and the containers' endpoints on them (one address per network; the
+#: UNIQUE (network_id, ip) makes a double allocation impossible even for a buggy caller).
+_V3 = (
+    """CREATE TABLE networks (
+        id TEXT PRIMARY KEY,
+        name TEXT NOT NULL UNIQUE,
+        driver TEXT NOT NULL,
+        created REAL NOT NULL,
+        subnet TEXT NOT NULL DEFAULT '',
+        gateway TEXT NOT NULL DEFAULT '',
+        ip_range TEXT NOT NULL DEFAULT '',
+        internal INTEGER NOT NULL DEFAULT 0 CHECK (internal IN (0, 1)),
+        bridge TEXT NOT NULL DEFAULT '',
+        labels TEXT NOT NULL DEFAULT '{}',
+        options TEXT NOT NULL DEFAULT '{}'
+    ) STRICT""",
+    """CREATE TABLE endpoints (
+        network_id TEXT NOT NULL REFERENCES networks(id) ON DELETE RESTRICT,
+        container_id TEXT NOT NULL REFERENCES containers(id) ON DELETE CASCADE,
+        ip TEXT NOT NULL DEFAULT '',
+        mac TEXT NOT NULL DEFAULT '',
+        aliases TEXT NOT NULL DEFAULT '[]',
+        PRIMARY KEY (network_id, container_id)
+    ) STRICT""",
+    "CREATE UNIQUE INDEX endpoints_ip ON endpoints(network_id, ip) WHERE ip != ''",
+    "CREATE INDEX endpoints_container ON endpoints(container_id)",
+)
+
 #: MIGRATIONS[i] takes the schema from version i to i + 1. Append only; never edit a shipped one.
-MIGRATIONS: tuple[tuple[str, ...], ...] = (_V1, _V2)
+MIGRATIONS: tuple[tuple[str, ...], ...] = (_V1, _V2, _V3)
 SCHEMA_VERSION = len(MIGRATIONS)
 
 
