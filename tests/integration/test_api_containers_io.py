@@ -235,3 +235,26 @@ def test_logs_follow_with_tail_and_until(d: Daemon) -> None:
     assert d.docker("logs", "--until", f"{time.time() + 60:.0f}", "lt").stdout.split() == \
         ["n1", "n2", "n3", "n4"]
     d.docker("rm", "lt")
+
+
+def test_run_it_detach_keys_leave_the_container_running(d: Daemon) -> None:
+    pid, fd = _pty_docker(d, 24, 80, "run", "-it", "--name", "det", "busybox", "sh", "-c",
+                          "echo ready; cat")
+    try:
+        _pty_read_until(fd, b"ready")
+        os.write(fd, b"\x10\x11")  # ctrl-p ctrl-q
+    finally:
+        _, code = _pty_finish(pid, fd)
+    assert code == 0
+    assert state(d, "det") == "running"
+    # attach again and detach with custom keys
+    pid, fd = _pty_docker(d, 24, 80, "attach", "--detach-keys", "ctrl-x,y", "det")
+    try:
+        os.write(fd, b"ping\r")
+        _pty_read_until(fd, b"ping\r\nping")  # the tty's echo, then cat's: attached, raw
+        os.write(fd, b"\x18y")
+    finally:
+        out, code = _pty_finish(pid, fd)
+    assert b"read escape sequence" in out and code == 1  # the docker CLI's answer to a detach
+    assert state(d, "det") == "running"
+    d.docker("rm", "-f", "det")

@@ -243,7 +243,7 @@ async def attach(request: web.Request) -> web.StreamResponse:
         while True:
             data = await stream.input.get()
             if data is None:
-                if c.req.stdin_once:
+                if c.req.stdin_once and not c.req.tty:  # dockerd: a TTY's stdin stays open
                     conn.close_stdin()
                 return
             if want_in:

@@ -121,7 +121,8 @@ class Lifecycle:
         req = c.req
         launch = Launch(paths=paths, runtime=rt.path, runtime_args=("--root", rt.root),
                         name=c.name, tty=req.tty, stdin=req.open_stdin,
-                        leave_stdin_open=req.open_stdin and not req.stdin_once,
+                        # as dockerd: an attach ending closes stdin only without a TTY
+                        leave_stdin_open=req.open_stdin and (req.tty or not req.stdin_once),
                         log_driver="none" if req.log.type == "none" else "k8s-file",
                         # no conmon ceiling: conmon 2.1.6 does not reset its byte count on
                         # the daemon's reopen, so a ceiling truncated the live ctr.log each time
