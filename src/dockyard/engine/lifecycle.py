@@ -114,6 +114,9 @@ class Lifecycle:
         rt = self.runtimes[c.runtime]
         paths = self.paths(c)
         await self.call(self._mount_rootfs, c)  # type: ignore[attr-defined]
+        joins = self.namespace_joins(c.req)  # type: ignore[attr-defined]
+        if joins:  # the target may have restarted since create: its namespaces are its pid's now
+            _patch_namespaces(f"{self.store.container(c.id)}/config.json", dict(joins))
         if os.path.isdir(f"{rt.root}/{c.id}"):
             from dockyard.engine import runtime_cmd
 
@@ -560,6 +563,23 @@ class Lifecycle:
         opts = LogOptions(max_size=log_cfg.max_size, max_file=max(log_cfg.max_file, 1))
         c.log_task = asyncio.get_running_loop().create_task(  # type: ignore[attr-defined]
             watch(paths.log, opts, paths.ctl, lambda: c.state.running))
+
+
+def _patch_namespaces(config_path: str, paths: dict[str, str]) -> None:
+    """Point the bundle's joined namespaces at their current files (tmp, fsync, rename)."""
+    from dockyard.leanjson import dumps, loads
+
+    with open(config_path, "rb") as f:
+        spec = loads(f.read())
+    for ns in spec.get("linux", {}).get("namespaces", []):
+        if ns.get("type") in paths:
+            ns["path"] = paths[ns["type"]]
+    tmp = config_path + ".tmp"
+    with open(tmp, "w") as f:
+        f.write(dumps(spec))
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, config_path)
 
 
 def _oom_killed(cid: str, cgroup_root: str = "/sys/fs/cgroup") -> bool:

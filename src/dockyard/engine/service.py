@@ -132,11 +132,14 @@ class ContainerService(Lifecycle):
         try:
             from dockyard.engine.devices import block_limits, host_devices
 
+            joins = self.namespace_joins(req)
+
             opts = replace(req.run, mounts=spec_mounts(req.mounts, volume_dirs),
                            devices=host_devices(req), block_limits=block_limits(req),
                            blkio_weight=req.blkio_weight,
                            memory_swappiness=req.memory_swappiness,
-                           masked_paths=req.masked_paths, readonly_paths=req.readonly_paths)
+                           masked_paths=req.masked_paths, readonly_paths=req.readonly_paths,
+                           namespace_paths=(*req.run.namespace_paths, *joins))
             if req.init:
                 opts = with_init(opts, image_config)
             if opts.privileged or "ALL" in (c.upper() for c in opts.cap_add):
@@ -218,6 +221,26 @@ class ContainerService(Lifecycle):
             if m.kind == "volume" and m.destination in dirs:
                 out[m.destination] = m.source or next(anon)
         return out
+
+    def namespace_joins(self, req: Any) -> tuple[tuple[str, str], ...]:
+        """``--network/--pid/--ipc container:<name>``: the running target's namespace files."""
+        out: list[tuple[str, str]] = []
+        for kind, mode, flag in (("network", req.network_mode, "network"),
+                                 ("pid", req.pid_mode, "pid"), ("ipc", req.ipc_mode, "ipc")):
+            if not mode.startswith("container:"):
+                continue
+            ref = mode.split(":", 1)[1]
+            try:
+                target = self.get(ref)
+            except NotFound:  # 400, not 404: a 404 to create makes the docker CLI pull the image
+                raise InvalidArgument(f"No such container: {ref} (--{flag} container:{ref})") \
+                    from None
+            if not target.state.running or target.state.pid <= 0:
+                raise Conflict(f"cannot join the {kind} namespace of container {ref}: "
+                               f"Container {target.id} is not running")
+            ns = {"network": "net"}.get(kind, kind)
+            out.append((kind, f"/proc/{target.state.pid}/ns/{ns}"))
+        return tuple(out)
 
     # ------------------------------------------------------------ remove, rename
 
