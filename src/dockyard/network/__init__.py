@@ -1,0 +1,1 @@
+"""Networking: IPAM, bridge/veth/netns driver, firewall, published ports, the DNS responder."""
