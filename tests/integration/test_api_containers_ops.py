@@ -4,7 +4,10 @@ stats, pause/unpause, rename, update, prune, events, restart policies and health
 from __future__ import annotations
 
 import json
+import os
+import select
 import shutil
+import subprocess
 import time
 from pathlib import Path
 
@@ -195,3 +198,35 @@ def test_unless_stopped_restarts_and_a_stop_ends_it(d: Daemon) -> None:
     d.docker("stop", "-t", "0", "us")
     assert state(d, "us") == "exited"
     d.docker("rm", "us")
+
+
+def test_stats_stream_and_ps_size(d: Daemon) -> None:
+    d.docker("run", "-d", "--name", "sst", "busybox", "sh", "-c",
+             "echo data > /made; while true; do sleep 0.1; done")
+    proc = subprocess.Popen(["docker", "-H", d.host, "stats", "--format",
+                             "{{.Name}} {{.PIDs}}", "sst"],
+                            env={**os.environ, "DOCKER_CONFIG": str(d.tmp)},
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        assert proc.stdout is not None
+        seen = b""
+        deadline = time.monotonic() + 20
+        while seen.count(b"sst ") < 2 and time.monotonic() < deadline:  # a stream: updates
+            if select.select([proc.stdout], [], [], 1)[0]:
+                seen += os.read(proc.stdout.fileno(), 4096)
+        assert seen.count(b"sst ") >= 2, seen
+    finally:
+        proc.kill()
+        proc.wait()
+    # the raw stream: one JSON object a line, precpu_stats of the one before
+    code, _, body = d.request("GET", "/containers/sst/stats?stream=false&one-shot=true")
+    assert code == 200 and json.loads(body)["name"] == "/sst"
+    poll("/made written", lambda: d.docker("exec", "sst", "cat", "/made").stdout == "data\n")
+    row = d.docker("ps", "-s", "--format", "{{.Names}} {{.Size}}", "--filter", "name=sst"
+                   ).stdout.strip()
+    assert row.startswith("sst ") and "(virtual " in row, row
+    listed = d.json("GET", "/containers/json?size=1")
+    assert listed[0]["SizeRw"] > 0 and listed[0]["SizeRootFs"] >= listed[0]["SizeRw"]
+    top = d.docker("top", "sst", "aux").stdout.splitlines()
+    assert top[0].split()[:2] == ["USER", "PID"] and len(top) >= 3
+    d.docker("rm", "-f", "sst")
