@@ -247,6 +247,11 @@ def test_ps_filters_and_formats(d: Daemon) -> None:
     assert ids("-aq", "--filter", f"id={a[:8]}") == [a[:12]]
     assert ids("-aq", "--filter", "ancestor=busybox") == [c[:12], bid[:12], a[:12]]
     assert ids("-aq", "--filter", "ancestor=nosuch") == []
+    assert ids("-aq", "--filter", "before=psb") == [a[:12]]
+    assert ids("-aq", "--filter", "since=psb") == [c[:12]]
+    assert ids("-aq", "--filter", "name=^ps[ab]$") == [bid[:12], a[:12]]
+    assert ids("-aq", "--filter", "name=psa", "--filter", "name=psc") == [c[:12], a[:12]]
+    assert ids("-aq", "--filter", "status=exited", "--filter", "label=app=web") == []
     p = d.docker("ps", "-a", "--filter", "bogus=1", check=False)
     assert p.returncode != 0 and "bogus" in p.stderr
 
@@ -484,3 +489,19 @@ def test_memory_hog_is_oom_killed(d: Daemon) -> None:
     assert p.returncode == 137
     assert state(d, "oom", "{{.State.OOMKilled}} {{.State.ExitCode}}") == "true 137"
     d.docker("rm", "oom")
+
+
+def test_parallel_run_rm_all_answer_and_leave_nothing(d: Daemon) -> None:
+    env = {**os.environ, "DOCKER_CONFIG": str(d.tmp)}
+    procs = [subprocess.Popen(["docker", "-H", d.host, "run", "--rm", "busybox", "echo", f"n{i}"],
+                              env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+             for i in range(12)]
+    try:
+        results = [p.communicate(timeout=60) for p in procs]
+    finally:
+        for p in procs:
+            p.kill()
+            p.wait()
+    assert [(p.returncode, out) for p, (out, _) in zip(procs, results)] == \
+        [(0, f"n{i}\n") for i in range(12)]
+    assert d.docker("ps", "-aq").stdout == ""
