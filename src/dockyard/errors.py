@@ -24,6 +24,12 @@ class Conflict(DockyardError):
     http_status = 409
 
 
+class Forbidden(DockyardError):
+    """Allowed in general, refused for this object (Docker's 403: a pre-defined network)."""
+
+    http_status = 403
+
+
 class FailedPrecondition(DockyardError):
     http_status = 412
 

@@ -217,6 +217,8 @@ class Database:
         self.containers: ContainerRepo = ContainerRepo(self)
         from dockyard.metadata.volumes import VolumeRepo
         self.volumes = VolumeRepo(self)
+        from dockyard.metadata.networks import NetworkRepo
+        self.networks = NetworkRepo(self)
 
     def _setup(self, busy_timeout: float) -> None:
         c = self._conn

@@ -109,3 +109,32 @@ class VolumeRecord(Record):
     labels: tuple[tuple[str, str], ...] = ()
     options: tuple[tuple[str, str], ...] = ()
     anonymous: bool = False
+
+
+class NetworkRecord(Record):
+    """A network row. ``subnet``/``gateway``/``ip_range`` are IPv4 text ("" for the host and null
+    drivers; ``ip_range`` "" when the whole subnet is handed out); ``bridge`` the bridge
+    interface's name; ``labels``/``options`` sorted key/value pairs; ``created`` unix time."""
+
+    id: str
+    name: str
+    driver: str = "bridge"
+    created: float = 0.0
+    subnet: str = ""
+    gateway: str = ""
+    ip_range: str = ""
+    internal: bool = False
+    bridge: str = ""
+    labels: tuple[tuple[str, str], ...] = ()
+    options: tuple[tuple[str, str], ...] = ()
+
+
+class EndpointRecord(Record):
+    """A container's attachment to a network: its address ("" on host/null networks), MAC and
+    the aliases other containers resolve it by."""
+
+    network_id: str
+    container_id: str
+    ip: str = ""
+    mac: str = ""
+    aliases: tuple[str, ...] = ()
