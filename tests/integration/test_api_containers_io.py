@@ -258,3 +258,12 @@ def test_run_it_detach_keys_leave_the_container_running(d: Daemon) -> None:
     assert b"read escape sequence" in out and code == 1  # the docker CLI's answer to a detach
     assert state(d, "det") == "running"
     d.docker("rm", "-f", "det")
+
+
+def test_logs_follow_reads_across_rotations(d: Daemon) -> None:
+    d.docker("run", "-d", "--name", "frot", "--log-opt", "max-size=1k", "--log-opt",
+             "max-file=3", "busybox", "sh", "-c", "i=0; while [ $i -lt 120 ]; do echo line$i; "
+             "i=$((i+1)); [ $((i % 4)) = 0 ] && sleep 0.1; done")
+    p = d.docker("logs", "-f", "frot", timeout=60)
+    assert p.stdout.split() == [f"line{i}" for i in range(120)]
+    d.docker("rm", "frot")
