@@ -120,7 +120,8 @@ def test_answer_too_big_for_udp_is_truncated_with_tc():
     ips = [f"10.2.{i // 250}.{i % 250 + 1}" for i in range(100)]
     out = wire.answer_addresses(q, ips, 600, limit=q.udp_limit)
     reply = wire.parse_reply(out)
-    assert len(out) <= 512 and reply.truncated and len(reply.answers) < 100
+    assert len(out) <= 512 and reply.truncated and 0 < len(reply.answers) < 100
+    assert len(wire.answer_addresses(q, ips[:len(reply.answers) + 1], 600)) > 512  # as many as fit
     assert len(wire.parse_reply(wire.answer_addresses(q, ips, 600)).answers) == 100  # TCP: whole
 
 
@@ -129,7 +130,7 @@ def test_fit_udp_cuts_an_upstream_reply_and_sets_tc():
     full = wire.answer_addresses(q, [f"192.0.2.{i}" for i in range(1, 101)], 60)
     assert wire.fit_udp(full, 4096) == full
     cut = wire.fit_udp(full, 512)
-    assert len(cut) <= 512 and wire.parse_reply(cut).truncated
+    assert len(cut) <= 512 and wire.parse_reply(cut).truncated and wire.parse_reply(cut).answers
 
 
 def test_ids_are_rewritten_and_responses_matched_by_id_and_question():

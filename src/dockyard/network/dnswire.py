@@ -96,9 +96,42 @@ def _response(query: Query, rcode: int) -> dns.message.Message:
 
 
 def _to_wire(resp: dns.message.Message, limit: int | None) -> bytes:
-    if limit is None:
-        return resp.to_wire()
-    return resp.to_wire(max_size=limit, prefer_truncation=True)
+    out = resp.to_wire()
+    if limit is None or len(out) <= limit:
+        return out
+    return _truncate(resp, limit)
+
+
+def _truncate(msg: dns.message.Message, limit: int) -> bytes:
+    """As many answer records as fit in ``limit`` bytes, TC set (RFC 2181 9).
+
+    dnspython's own truncation drops whole RRsets, so 100 addresses for one name become none; a
+    client that cannot retry over TCP (musl before 1.2.4, i.e. most busybox/alpine images) is
+    better served by the first few.
+    """
+    records = [(rrset.name, rrset.rdclass, rrset.rdtype, rrset.ttl, rd) for rrset in msg.answer for rd in rrset]
+    msg.authority = []
+    msg.additional = []
+    msg.flags |= dns.flags.TC
+
+    def render(k: int) -> bytes:
+        msg.answer = []
+        for name, rdclass, rdtype, ttl, rd in records[:k]:
+            last = msg.answer[-1] if msg.answer else None
+            if last is None or last.name != name or last.rdtype != rdtype:
+                last = dns.rrset.RRset(name, rdclass, rdtype)
+                msg.answer.append(last)
+            last.add(rd, ttl)
+        return msg.to_wire()
+
+    lo, hi = 0, len(records)  # invariant: k=lo fits (only the question is left at 0)
+    while lo < hi:
+        mid = (lo + hi + 1) // 2
+        if len(render(mid)) <= limit:
+            lo = mid
+        else:
+            hi = mid - 1
+    return render(lo)
 
 
 def answer_addresses(query: Query, ips: list[str], ttl: int, limit: int | None = None) -> bytes:
@@ -192,8 +225,7 @@ def fit_udp(resp: bytes, limit: int) -> bytes:
     if len(resp) <= limit:
         return resp
     try:
-        msg = dns.message.from_wire(resp)
-        return msg.to_wire(max_size=limit, prefer_truncation=True)
+        return _truncate(dns.message.from_wire(resp), limit)
     except dns.exception.DNSException:
         try:
             end = _question_end(resp)
