@@ -302,9 +302,10 @@ def _mounts(basetemp: str) -> set[str]:
         for line in f:
             fields = line.split()
             mountpoint = fields[4]
-            source = fields[fields.index("-") + 2]
+            fstype, source = fields[fields.index("-") + 1:fields.index("-") + 3]
             text = f"{mountpoint} {source}"
-            if "dockyard" in text or mountpoint.startswith(basetemp):
+            netns_pin = fstype == "nsfs" and "/netns/" in mountpoint  # any exec-root/netns/<id>
+            if "dockyard" in text or mountpoint.startswith(basetemp) or netns_pin:
                 found.add(f"{mountpoint} (from {source})")
     return found
 
@@ -372,6 +373,10 @@ def host_snapshot(basetemp: Path | str) -> dict[str, set[str]]:
         "veths": {line.split(":")[1].strip().split("@")[0]
                   for line in _cmd_lines(["ip", "-o", "link", "show", "type", "veth"]) if ":" in line},
         "nftables": {line for line in _cmd_lines(["nft", "list", "tables"]) if "dockyard" in line},
+        "bridges": {name for line in _cmd_lines(["ip", "-o", "link", "show", "type", "bridge"])
+                    if ":" in line
+                    for name in [line.split(":")[1].strip().split("@")[0]]
+                    if name == "dockyard0" or name.startswith("dy-")},
         "processes": _processes(),
     }
 
