@@ -30,7 +30,14 @@ d = cleaned_daemon()
 
 def test_top_and_stats(d: Daemon) -> None:
     d.docker("run", "-d", "--name", "ts", "-m", "64m", "busybox", "sleep", "300")
-    top = d.docker("top", "ts").stdout.splitlines()
+
+    def top_rows() -> list[str] | None:
+        rows = d.docker("top", "ts").stdout.splitlines()
+        return rows if rows[-1].endswith("sleep 300") else None
+
+    # (the runtime's init may still be on its way to exec sleep just after the start)
+    top = poll("top shows sleep", top_rows)
+    assert isinstance(top, list)
     assert top[0].split()[:2] == ["UID", "PID"] and "CMD" in top[0]
     assert len(top) == 2 and top[1].split()[-2:] == ["sleep", "300"]
     pid = int(state(d, "ts", "{{.State.Pid}}"))
