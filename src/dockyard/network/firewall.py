@@ -105,8 +105,11 @@ def _dnat_rules(ports: tuple[PortRule, ...]) -> list[str]:
     return out
 
 
-def render(ruleset: Ruleset) -> str:
-    """The whole ``inet dockyard`` table as one atomic ``nft -f`` script."""
+def render(ruleset: Ruleset, table: str = TABLE) -> str:
+    """The whole ``inet dockyard`` table as one atomic ``nft -f`` script (``table``: another
+    name, for tests that must not replace a running daemon's table)."""
+    if not table.replace("_", "").isalnum():
+        raise InvalidArgument(f"firewall: bad table name {table!r}")
     nets = ruleset.networks
     bridges = [n.bridge for n in nets]
     if len(set(bridges)) != len(bridges):
@@ -149,10 +152,10 @@ def render(ruleset: Ruleset) -> str:
         + chain("input", "input", "filter", "filter", inp)
     )
     return "\n".join(
-        [f"table {FAMILY} {TABLE}", f"delete table {FAMILY} {TABLE}", f"table {FAMILY} {TABLE} {{"]
+        [f"table {FAMILY} {table}", f"delete table {FAMILY} {table}", f"table {FAMILY} {table} {{"]
         + body + ["}", ""])
 
 
-def removal() -> str:
+def removal(table: str = TABLE) -> str:
     """The script that deletes dockyard's table (valid whether or not it exists)."""
-    return f"table {FAMILY} {TABLE}\ndelete table {FAMILY} {TABLE}\n"
+    return f"table {FAMILY} {table}\ndelete table {FAMILY} {table}\n"

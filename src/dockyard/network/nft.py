@@ -28,14 +28,14 @@ def apply(text: str, nft: str = NFT) -> None:
     _run(["-f", "-"], text, f"apply nftables table {FAMILY} {TABLE}", nft)
 
 
-def remove(nft: str = NFT) -> None:
+def remove(table: str = TABLE, nft: str = NFT) -> None:
     """Delete dockyard's table; nothing happens when it is absent."""
-    _run(["-f", "-"], removal(), f"remove nftables table {FAMILY} {TABLE}", nft)
+    _run(["-f", "-"], removal(table), f"remove nftables table {FAMILY} {table}", nft)
 
 
-def current(nft: str = NFT) -> str | None:
+def current(table: str = TABLE, nft: str = NFT) -> str | None:
     """``nft list table inet dockyard`` output, or None when the table does not exist."""
-    proc = subprocess.run([nft, "list", "table", FAMILY, TABLE], capture_output=True, text=True)
+    proc = subprocess.run([nft, "list", "table", FAMILY, table], capture_output=True, text=True)
     if proc.returncode != 0:
         return None
     return proc.stdout
