@@ -91,6 +91,8 @@ def make_app(svc: Services) -> web.Application:
     system.register(routes)
     images.register(routes)
     volumes.register(routes)
+    from dockyard.api import networks
+    networks.register(routes)
     events.register(routes)
     container_files.register(routes)
     containers.register(routes)

@@ -84,6 +84,17 @@ VOLUME_COMMANDS: dict[str, tuple[str, str, str]] = {
     "rm": ("dockyard.cli.volumes", "cmd_volume_rm", "Remove one or more volumes"),
 }
 VOLUME_COMMANDS.update(list=VOLUME_COMMANDS["ls"], remove=VOLUME_COMMANDS["rm"])
+_N = "dockyard.cli.networks"
+NETWORK_COMMANDS: dict[str, tuple[str, str, str]] = {
+    "connect": (_N, "cmd_network_connect", "Connect a container to a network"),
+    "create": (_N, "cmd_network_create", "Create a network"),
+    "disconnect": (_N, "cmd_network_disconnect", "Disconnect a container from a network"),
+    "inspect": (_N, "cmd_network_inspect", "Display detailed information on one or more networks"),
+    "ls": (_N, "cmd_network_ls", "List networks"),
+    "prune": (_N, "cmd_network_prune", "Remove all unused networks"),
+    "rm": (_N, "cmd_network_rm", "Remove one or more networks"),
+}
+NETWORK_COMMANDS.update(list=NETWORK_COMMANDS["ls"], remove=NETWORK_COMMANDS["rm"])
 IMAGE_COMMANDS: dict[str, tuple[str, str, str]] = {
     "bootstrap": ("dockyard.cli.images", "cmd_bootstrap",
                   "Create a base image without the internet (busybox, debian[:suite])"),
@@ -109,7 +120,8 @@ SYSTEM_COMMANDS: dict[str, tuple[str, str, str]] = {
 }
 GROUPS = {"image": ("Manage images", IMAGE_COMMANDS), "system": ("Manage dockyard", SYSTEM_COMMANDS),
           "container": ("Manage containers", CONTAINER_COMMANDS),
-          "volume": ("Manage volumes", VOLUME_COMMANDS)}
+          "volume": ("Manage volumes", VOLUME_COMMANDS),
+          "network": ("Manage networks", NETWORK_COMMANDS)}
 
 
 def _usage() -> str:

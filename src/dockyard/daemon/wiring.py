@@ -36,6 +36,7 @@ class Services:
     started: float = 0.0
     events: EventBus = field(default_factory=EventBus)
     containers: Any = None  # ContainerService, made on the event loop by ``start_engine``
+    networks: Any = None  # NetworkService (records and IPAM; store thread), made by ``build``
 
     async def call(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
         """Run a blocking store operation on the store's thread."""
@@ -91,6 +92,19 @@ def _volumes(images: ImageService) -> VolumeService:
     return volumes
 
 
+def _networks(images: ImageService, config: DaemonConfig) -> Any:
+    """The network records with the pre-defined networks in place. ``--bip`` and
+    ``--default-address-pool`` come from the config when it has them."""
+    from dockyard.network.hostroutes import host_routes
+    from dockyard.network.service import NetworkService
+
+    networks = NetworkService(images.db, host_routes=host_routes,
+                              default_bridge_subnet=getattr(config, "bip", "") or None,
+                              address_pools=getattr(config, "default_address_pools", None) or None)
+    networks.ensure_defaults()
+    return networks
+
+
 def build(config: DaemonConfig) -> Services:
     """Open every service the daemon needs. Raises ``Unavailable`` if the root is locked."""
     import time
@@ -99,8 +113,9 @@ def build(config: DaemonConfig) -> Services:
     try:
         images = worker.submit(_open_images, config.root).result()
         volumes = worker.submit(_volumes, images).result()
+        networks = worker.submit(_networks, images, config).result()
     except BaseException:
         worker.shutdown(wait=True)
         raise
     return Services(config=config, images=images, volumes=volumes, worker=worker,
-                    started=time.time())
+                    started=time.time(), networks=networks)
