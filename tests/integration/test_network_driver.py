@@ -243,3 +243,29 @@ def test_container_cannot_reach_host_loopback_services(lab):
     srv.settimeout(0.5)
     with pytest.raises(socket.timeout):  # no connection ever arrived
         srv.accept()
+
+
+def test_connect_to_missing_namespace_or_bridge_leaves_nothing(lab, tmp_path):
+    from dockyard.errors import NotFound
+
+    br, net, _ = lab.bridge("m")
+    veth = driver.host_ifname()
+    with pytest.raises(NotFound):
+        driver.connect(str(tmp_path / "absent"), br, veth, f"{net[2]}/24", str(net[1]))
+    path = str(tmp_path / "netns" / "m")
+    lab.stack.callback(netns.delete, path)
+    netns.create(path)
+    with pytest.raises(NotFound):
+        driver.connect(path, f"dy-t{lab.tag}z", veth, f"{net[2]}/24", str(net[1]))
+    assert veth not in driver.list_veths("veth")
+
+
+def test_deleting_the_namespace_removes_its_veth(lab):
+    br, net, _ = lab.bridge("d")
+    path, veth, _ = lab.ns(br, net, 2)
+    netns.delete(path)
+    for _ in range(200):  # the kernel cleans up the namespace asynchronously
+        if veth not in driver.list_veths("veth"):
+            break
+        time.sleep(0.02)
+    assert veth not in driver.list_veths("veth")

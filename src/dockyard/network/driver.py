@@ -163,9 +163,12 @@ def connect(netns_path: str, bridge: str, host_ifname: str, ip_cidr: str,
             raise NotFound(f"connect {host_ifname}: bridge {bridge} not found")
         if mtu is None:
             mtu = ipr.get_links(br)[0].get("IFLA_MTU") or 1500
-        fd = os.open(netns_path, os.O_RDONLY | os.O_CLOEXEC)
         try:
-            ipr.link("add", ifname=host_ifname, kind="veth", mtu=mtu,
+            fd = os.open(netns_path, os.O_RDONLY | os.O_CLOEXEC)
+        except FileNotFoundError:
+            raise NotFound(f"connect {host_ifname}: network namespace {netns_path} not found") from None
+        try:
+            ipr.link("add", ifname=host_ifname, kind="veth", mtu=mtu, master=br,
                      peer={"ifname": ifname, "net_ns_fd": fd, "address": mac, "mtu": mtu})
         except Exception as exc:
             if getattr(exc, "code", None) == errno.EEXIST:
@@ -175,8 +178,7 @@ def connect(netns_path: str, bridge: str, host_ifname: str, ip_cidr: str,
         finally:
             os.close(fd)
         try:
-            idx = _index(ipr, host_ifname)
-            ipr.link("set", index=idx, master=br, state="up")
+            ipr.link("set", ifname=host_ifname, state="up")
             with _inside(netns_path) as nipr:
                 eth = _index(nipr, ifname)
                 lo = _index(nipr, "lo")
@@ -196,7 +198,12 @@ def connect(netns_path: str, bridge: str, host_ifname: str, ip_cidr: str,
 
 
 def disconnect(host_ifname: str) -> None:
-    """Delete the veth pair by its host end (the peer goes with it). Idempotent."""
+    """Delete the veth pair by its host end (the peer goes with it). Idempotent.
+
+    Costs 15-35 ms (the kernel waits for an RCU grace period). When the container's namespace
+    goes away anyway, ``netns.delete`` after its processes exit is enough: the kernel removes
+    the pair with the namespace, asynchronously and for free to the caller.
+    """
     with _host() as ipr:
         try:
             ipr.link("del", ifname=host_ifname)
