@@ -160,12 +160,13 @@ class Lifecycle:
                              finished_at=0.0 if c.state.status == "created" else
                              c.state.finished_at, exit_code=0, error="", oom_killed=False,
                              manually_stopped=False)
+        # before any await: an exit handled meanwhile publishes "die", which must come after
+        self.publish(c, "start")  # type: ignore[attr-defined]
         self._start_health(c)
         self._start_log_rotation(c)
         if c.watch.fired:  # the monitor exited while the start finished: the exit counts
             self._monitor_exited(c)
         await self.persist(c)  # type: ignore[attr-defined]
-        self.publish(c, "start")  # type: ignore[attr-defined]
 
     async def _start_failed(self, c: Container, message: str) -> None:
         """Undo a start: runtime state, rootfs mount; the container is exited with dockerd's
