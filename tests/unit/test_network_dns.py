@@ -5,6 +5,7 @@ from __future__ import annotations
 import random
 import struct
 
+import dns.message
 import pytest
 
 from dockyard import errors
@@ -108,6 +109,7 @@ def test_random_garbage_never_raises_anything_but_wire_error():
         for _ in range(rng.randint(1, 6)):
             data[rng.randrange(len(data))] = rng.randrange(256)
         data = bytes(data[: rng.randint(0, len(data))]) if rng.random() < 0.3 else bytes(data)
+        wire.parse_plain(data)  # None or a Plain, never an exception
         try:
             wire.parse_query(data)
         except wire.WireError as exc:
@@ -249,3 +251,55 @@ def test_host_upstreams_reads_nameservers_in_order_and_keeps_loopback(tmp_path):
 
 def test_host_upstreams_without_a_file_is_empty(tmp_path):
     assert host_upstreams(str(tmp_path / "missing")) == []
+
+
+# --------------------------------------------------------------------------------------------------
+# the fast path for plain queries must answer exactly what the dnspython path answers
+
+@pytest.mark.parametrize(("name", "qtype", "edns", "ips"), [
+    ("web", wire.A, None, ["10.1.0.2"]),
+    ("Web-1.my_net", wire.A, 1232, ["10.1.0.2", "10.1.0.3"]),
+    ("web", wire.AAAA, None, ["10.1.0.2"]),
+    ("web", wire.AAAA, 1232, ["10.1.0.2", "fd00::2"]),
+    ("web", 15, None, ["10.1.0.2"]),  # MX: NODATA
+    ("gone", wire.A, None, []),
+])
+def test_plain_reply_equals_the_general_reply(name, qtype, edns, ips):
+    data = wire.build_query(name, qtype, ident=321, edns_payload=edns)
+    plain = wire.parse_plain(data)
+    query = wire.parse_query(data)
+    assert plain is not None and (plain.name, plain.qtype, plain.udp_limit) == (query.name, query.qtype, query.udp_limit)
+    if ips:
+        fast, slow = wire.plain_reply(plain, wire.NOERROR, ips, 600), wire.answer_addresses(query, ips, 600)
+    else:
+        fast, slow = wire.plain_reply(plain, wire.NXDOMAIN, [], 600), wire.answer_rcode(query, wire.NXDOMAIN)
+    a, b = wire.parse_reply(fast), wire.parse_reply(slow)
+    assert (a.ident, a.rcode, a.truncated, a.authoritative, a.question, sorted(a.answers)) == \
+        (b.ident, b.rcode, b.truncated, b.authoritative, b.question, sorted(b.answers))
+    assert (dns.message.from_wire(fast).edns == 0) == (edns is not None)
+
+
+def test_plain_reply_truncates_to_the_records_that_fit():
+    plain = wire.parse_plain(wire.build_query("many"))
+    ips = [f"10.2.{i // 250}.{i % 250 + 1}" for i in range(100)]
+    out = wire.plain_reply(plain, wire.NOERROR, ips, 600, limit=512)
+    reply = wire.parse_reply(out)
+    assert len(out) <= 512 and len(out) + 16 > 512 and reply.truncated and len(reply.answers) > 0
+
+
+@pytest.mark.parametrize("data", [
+    header() + b"\x03web\xc0\x0c\0\1\0\1",                         # compression in the question
+    header() + b"\x04we.b\0\0\1\0\1",                                # a dot inside a label
+    header() + b"\x04w\\eb\0\0\1\0\1",                            # a backslash
+    header() + qname("web") + b"\0\1\0\1" + b"junk",              # trailing bytes
+    header(ar=1) + qname("web") + b"\0\1\0\1" + b"\0" + b"\0\x29\x10\0\0\1\0\0\0\0",  # EDNS version 1
+    header(ar=1) + qname("web") + b"\0\1\0\1" + b"\0\0\x01\0\1\0\0\0\0\0\0",    # additional not OPT
+    header(flags=0x8100) + qname("web") + b"\0\1\0\1",             # a response
+])
+def test_anything_but_a_plain_query_takes_the_general_path(data):
+    assert wire.parse_plain(data) is None
+
+
+def test_plain_edns0_query_takes_the_fast_path():
+    data = header(ar=1) + qname("web") + b"\0\1\0\1" + b"\0" + b"\0\x29\x10\0\0\0\0\0\0\0"
+    assert wire.parse_plain(data).udp_limit == 4096

@@ -254,15 +254,28 @@ class DNSServer:
             ip = wire.reverse_ipv4(query.name)
             names = self.resolver.names_of(network_id, ip) if ip else []
             return wire.answer_ptr(query, names[0], self._ttl, limit) if names else None
-        ips = self.resolver.lookup(network_id, query.name)
+        ips = self._addresses(network_id, query.name)
+        if ips is None:
+            return None
         if ips:
             return wire.answer_addresses(query, ips, self._ttl, limit)
-        if query.name and "." not in query.name:
-            return wire.answer_rcode(query, wire.NXDOMAIN, limit)
+        return wire.answer_rcode(query, wire.NXDOMAIN, limit)
+
+    def _addresses(self, network_id: str, name: str) -> list[str] | None:
+        """The name's addresses; [] means NXDOMAIN (a container name no one holds), None: forward."""
+        ips = self.resolver.lookup(network_id, name)
+        if ips or (name and "." not in name):
+            return ips
         return None
 
     def _start(self, listener: _Listener, data: bytes, tcp: bool) -> tuple[bytes | None, wire.Query | None]:
         """Answer what can be answered now; (None, query) means: forward it."""
+        plain = wire.parse_plain(data)
+        if plain is not None and plain.qclass == wire.CLASS_IN and plain.qtype != wire.PTR:
+            ips = self._addresses(listener.network_id, plain.name)
+            if ips is not None:
+                rcode = wire.NOERROR if ips else wire.NXDOMAIN
+                return wire.plain_reply(plain, rcode, ips, self._ttl, None if tcp else plain.udp_limit), None
         try:
             query = wire.parse_query(data)
         except wire.WireError as exc:

@@ -9,6 +9,7 @@ work on packets dnspython refuses, so a malformed query still gets FORMERR inste
 from __future__ import annotations
 
 import ipaddress
+import socket
 import struct
 
 import dns.exception
@@ -41,6 +42,7 @@ _QR = 0x8000
 _TC = 0x0200
 _RD = 0x0100
 _RA = 0x0080
+_AA = 0x0400
 _OPCODE_MASK = 0x7800
 
 
@@ -161,6 +163,97 @@ def answer_rcode(query: Query, rcode: int, limit: int | None = None) -> bytes:
     if rcode == NXDOMAIN:
         resp.flags |= dns.flags.AA
     return _to_wire(resp, limit)
+
+
+class Plain(Record):
+    """A query in the common plain shape (see ``parse_plain``), kept as bytes for a fast reply."""
+
+    name: str            # lower-case, no final dot
+    qtype: int
+    qclass: int
+    ident: int
+    rd: int              # the RD bit, to echo
+    question: bytes      # the question section as the client sent it
+    udp_limit: int
+    edns: bool
+
+
+_LABEL_OK = frozenset(b"abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_")
+
+
+def parse_plain(data: bytes) -> Plain | None:
+    """The fast path's parser: one uncompressed question of letters, digits, '-' and '_', then
+    nothing or one EDNS0 OPT record; None for anything else (``parse_query`` handles it).
+
+    dnspython takes ~0.1 ms a query; container lookups are nearly all this shape.
+    """
+    n = len(data)
+    if n < HEADER + 5 or n > MAX_QUERY:
+        return None
+    ident, flags, qd, an, ns, ar = struct.unpack_from("!HHHHHH", data, 0)
+    if flags & (_QR | _OPCODE_MASK) or qd != 1 or an or ns or ar > 1:
+        return None
+    off = HEADER
+    labels = []
+    while True:
+        ln = data[off]
+        if ln == 0:
+            off += 1
+            break
+        if ln > 63 or off + 1 + ln >= n:
+            return None
+        label = data[off + 1:off + 1 + ln]
+        if not _LABEL_OK.issuperset(label):
+            return None
+        labels.append(label)
+        off += 1 + ln
+    if off + 4 > n or off - HEADER > 255:
+        return None
+    qtype, qclass = struct.unpack_from("!HH", data, off)
+    q_end = off + 4
+    limit = UDP_MIN
+    edns = False
+    if ar:
+        # OPT: root owner, type 41, class = payload size, ttl = ext-rcode/version/flags, rdata
+        if q_end + 11 > n or data[q_end] != 0:
+            return None
+        rtype, payload, ttl, rdlen = struct.unpack_from("!HHIH", data, q_end + 1)
+        if rtype != 41 or (ttl >> 16) & 0xFF or q_end + 11 + rdlen != n:
+            return None
+        limit = max(UDP_MIN, min(payload, UDP_MAX))
+        edns = True
+    elif q_end != n:
+        return None
+    name = b".".join(labels).decode("ascii").lower()
+    return Plain(name, qtype, qclass, ident, flags & _RD, data[HEADER:q_end], limit, edns)
+
+
+_OPT = b"\x00" + struct.pack("!HHIH", 41, UDP_MAX, 0, 0)
+
+
+def plain_reply(query: Plain, rcode: int, ips: list[str], ttl: int, limit: int | None = None) -> bytes:
+    """The reply to a plain query: A (or AAAA) records for those of ``ips`` of the asked family.
+
+    The owner name of each record is a pointer to the question (0xC00C). When ``limit`` is given
+    and the records do not fit, as many as fit are sent with TC set.
+    """
+    records = []
+    if query.qtype in (A, AAAA):
+        family, rdlen = (socket.AF_INET, 4) if query.qtype == A else (socket.AF_INET6, 16)
+        head = b"\xc0\x0c" + struct.pack("!HHIH", query.qtype, CLASS_IN, ttl, rdlen)
+        for ip in ips:
+            if (":" in ip) == (query.qtype == AAAA):
+                records.append(head + socket.inet_pton(family, ip))
+    flags = _QR | _AA | query.rd | _RA | rcode
+    tail = _OPT if query.edns else b""
+    if limit is not None and records:
+        room = limit - HEADER - len(query.question) - len(tail)
+        keep = max(0, room // len(records[0]))
+        if keep < len(records):
+            records = records[:keep]
+            flags |= _TC
+    head = struct.pack("!HHHHHH", query.ident, flags, 1, len(records), 0, 1 if query.edns else 0)
+    return head + query.question + b"".join(records) + tail
 
 
 def error_reply(data: bytes, rcode: int) -> bytes | None:
