@@ -7,6 +7,7 @@ leaves the machine. Listeners for two networks sit on 127.0.0.1 and 127.0.0.2 (b
 from __future__ import annotations
 
 import asyncio
+import secrets
 import shutil
 import socket
 import struct
@@ -332,5 +333,63 @@ def test_busybox_nslookup_resolves_a_container_name():
             stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
         out, _ = await asyncio.wait_for(proc.communicate(), 30)
         assert "NXDOMAIN" in out.decode()
+
+    run(body)
+
+
+SUBNET = "10.254.53."  # a /30 for a veth pair between the host and a test netns
+
+
+@pytest.fixture
+def netns_client():
+    """A network namespace joined to the host by a veth pair: (name, host-side address).
+
+    The host side plays the user network's gateway, where the engine binds the DNS listener.
+    """
+    if subprocess.run(["ip", "-o", "addr"], capture_output=True, text=True).stdout.count(SUBNET):
+        pytest.skip(f"{SUBNET}0/30 is already in use on this host")
+    suffix = secrets.token_hex(3)
+    ns, host_if, ns_if = f"dydns-{suffix}", f"dydh{suffix}", f"dydc{suffix}"
+
+    def ip(*args: str) -> None:
+        subprocess.run(["ip", *args], check=True, capture_output=True)
+
+    ip("netns", "add", ns)
+    try:
+        ip("link", "add", host_if, "type", "veth", "peer", "name", ns_if, "netns", ns)
+        ip("addr", "add", f"{SUBNET}1/30", "dev", host_if)
+        ip("link", "set", host_if, "up")
+        ip("-n", ns, "addr", "add", f"{SUBNET}2/30", "dev", ns_if)
+        ip("-n", ns, "link", "set", ns_if, "up")
+        ip("-n", ns, "link", "set", "lo", "up")
+        yield ns, f"{SUBNET}1"
+    finally:
+        subprocess.run(["ip", "link", "del", host_if], capture_output=True)
+        subprocess.run(["ip", "netns", "del", ns], capture_output=True)
+
+
+async def nslookup_in(ns: str, name: str, server: str) -> tuple[int, str]:
+    proc = await asyncio.create_subprocess_exec(
+        "ip", "netns", "exec", ns, "busybox", "nslookup", name, server,
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    out, _ = await asyncio.wait_for(proc.communicate(), 30)
+    return proc.returncode, out.decode()
+
+
+@pytest.mark.skipif(shutil.which("busybox") is None, reason="busybox is not installed")
+def test_a_client_in_another_netns_resolves_through_the_gateway_listener(netns_client):
+    ns, gateway = netns_client
+
+    async def body(server, resolver, upstream):
+        resolver.set("n1", ["web", "frontend"], "10.88.0.2")
+        resolver.set("n2", ["db"], "10.89.0.2")
+        await server.listen("n1", gateway, 53)
+        rc, out = await nslookup_in(ns, "frontend", gateway)
+        assert rc == 0 and "10.88.0.2" in out, out
+        rc, out = await nslookup_in(ns, "db", gateway)  # on another network: not visible here
+        assert "NXDOMAIN" in out and "10.89.0.2" not in out, out
+        rc, out = await nslookup_in(ns, "fixed.example", gateway)  # forwarded to the host side
+        assert rc == 0 and FIXED in out, out
+        assert ("udp", "fixed.example") in upstream.seen
 
     run(body)
