@@ -88,7 +88,11 @@ async def list_containers(request: web.Request) -> web.Response:
     out = []
     for c in chosen:
         sizes = await _sizes(request, svc, c) if size else None
-        out.append(summary(c, now=now, mounts=_mounts(svc, c), size=sizes))
+        net, ports = None, None
+        if svc.net is not None:
+            net, ports = svc.net.settings(c, c.attachments), svc.net.port_list(c)
+        out.append(summary(c, now=now, mounts=_mounts(svc, c), size=sizes, network=net,
+                           ports=ports))
     return json_response(out)
 
 
@@ -116,9 +120,10 @@ async def inspect(request: web.Request) -> web.Response:
     c = svc.get(request.match_info["id"])
     d = svc.store.container(c.id)
     sizes = await _sizes(request, svc, c) if qbool(request, "size") else None
+    net = svc.net.settings(c, c.attachments) if svc.net is not None else None
     return json_response(view(c, log_path=f"{d}/ctr.log", rootfs=f"{d}/rootfs",
                               upper=f"{d}/upper", work=f"{d}/work", mounts=_mounts(svc, c),
-                              size=sizes))
+                              size=sizes, network=net))
 
 
 # ------------------------------------------------------------------ lifecycle

@@ -9,6 +9,7 @@ names: ``data-root``, ``exec-root``, ``hosts``, ``log-level``) > the defaults be
 from __future__ import annotations
 
 import argparse
+import hashlib
 import ipaddress
 import json
 import os
@@ -45,6 +46,10 @@ class DaemonConfig:
     config_file: str = ""
     runtime: str = DEFAULT_RUNTIME  # the default OCI runtime's name
     runtimes: tuple[tuple[str, str], ...] = ()  # name -> executable (besides the built-in ones)
+    bridge: str = "dockyard0"  # -b/--bridge: the default network's bridge interface
+    bip: str = ""  # --bip: the default bridge's address and prefix
+    default_address_pools: tuple[tuple[str, int], ...] = ()
+    firewall_table: str = "dockyard"  # the one nftables table (inet family) this daemon owns
 
     @property
     def default_socket(self) -> str:
@@ -88,6 +93,11 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--config", help=f"Daemon config file (default {DEFAULT_CONFIG} if it exists)")
     p.add_argument("--runtime", dest="default_runtime",
                    help=f"Default OCI runtime for containers (default {DEFAULT_RUNTIME}; runc)")
+    p.add_argument("-b", "--bridge", help="The default network's bridge interface (default "
+                   "dockyard0; another --exec-root gets its own)")
+    p.add_argument("--bip", help="The default bridge's address and prefix (e.g. 10.99.0.1/24)")
+    p.add_argument("--default-address-pool", action="append", dest="address_pools", default=[],
+                   metavar="base=CIDR,size=N", help="Where network subnets are picked from")
     p.add_argument("--add-runtime", action="append", dest="add_runtimes", default=[],
                    metavar="NAME=PATH", help="Register an OCI runtime (repeatable)")
     return p
@@ -105,7 +115,8 @@ def _read_file(path: str, required: bool) -> dict:
         raise InvalidArgument(f"config file {path}: {e}") from None
     if not isinstance(data, dict):
         raise InvalidArgument(f"config file {path}: not a JSON object")
-    known = {"data-root", "exec-root", "hosts", "log-level", "default-runtime", "runtimes"}
+    known = {"data-root", "exec-root", "hosts", "log-level", "default-runtime", "runtimes",
+             "bridge", "bip", "default-address-pools"}
     unknown = sorted(set(data) - known)
     if unknown:
         raise InvalidArgument(f"config file {path}: unknown keys: {', '.join(unknown)}")
@@ -138,10 +149,26 @@ def build_config(argv: list[str]) -> DaemonConfig:
         raise InvalidArgument(f"default runtime {runtime!r} is not known: use one of "
                               f"{', '.join(sorted({*BUILTIN_RUNTIMES, *runtimes}))} or "
                               "--add-runtime NAME=PATH")
+    from dockyard.network.ipam import parse_pools
+
+    pools = a.address_pools or [p if isinstance(p, str) else
+                                f"base={p.get('base')},size={p.get('size')}"
+                                for p in f.get("default-address-pools") or ()]
+    # a second daemon (another --exec-root: tests, side-by-side setups) must not share the
+    # first one's bridge or firewall table: both names get a suffix derived from the exec root
+    suffix = "" if exec_root == DEFAULT_EXEC_ROOT else \
+        hashlib.sha256(exec_root.encode()).hexdigest()[:8]
+    bridge = a.bridge or f.get("bridge") or (f"dyb{suffix}" if suffix else "dockyard0")
+    if len(bridge) > 15 or not bridge.replace("-", "").replace("_", "").isalnum():
+        raise InvalidArgument(f"invalid bridge name {bridge!r}: at most 15 letters, digits, "
+                              "'-', '_'")
     return DaemonConfig(root=a.root or f.get("data-root") or DEFAULT_ROOT, exec_root=exec_root,
                         listeners=tuple(parse_host(h) for h in hosts), log_level=level,
                         config_file=path if f else "", runtime=runtime,
-                        runtimes=tuple(sorted(runtimes.items())))
+                        runtimes=tuple(sorted(runtimes.items())), bridge=bridge,
+                        bip=a.bip or f.get("bip") or "",
+                        default_address_pools=tuple(parse_pools(pools)) if pools else (),
+                        firewall_table=f"dockyard_{suffix}" if suffix else "dockyard")
 
 
 #: Runtimes known without configuration; their paths are found at start (``runtime_paths``).

@@ -65,12 +65,26 @@ async def start_engine(services: Services) -> None:
         raise InvalidArgument(f"default runtime {config.runtime} is not installed")
     runtimes = {name: Runtime(name=name, path=path, root=f"{config.exec_root}/runtimes/{name}")
                 for name, path in paths.items()}
+    net = None
+    if services.networks is not None:
+        from dockyard.engine.networking import Networking
+        from dockyard.network.dns import DNSServer, Resolver, host_upstreams
+
+        resolver = Resolver()
+        net = Networking(networks=services.networks, call=services.call,
+                         exec_root=config.exec_root, resolver=resolver,
+                         table=config.firewall_table,
+                         dns=DNSServer(resolver, upstreams=host_upstreams()))
     svc = ContainerService(store=services.images.store, images=services.images,
                            call=services.call, runtimes=runtimes, default_runtime=config.runtime,
                            exit_dir=f"{config.exec_root}/exits", events=services.events,
-                           volumes=services.volumes)
+                           volumes=services.volumes, net=net)
     services.containers = svc
     await svc.load()
+    if net is not None:
+        for c in svc.containers.values():
+            c.attachments = await services.call(services.networks.endpoints_of, c.id)
+        await net.reconcile(list(svc.containers.values()))
     await services.call(services.volumes.sweep_mounts)
 
 
@@ -99,8 +113,9 @@ def _networks(images: ImageService, config: DaemonConfig) -> Any:
     from dockyard.network.service import NetworkService
 
     networks = NetworkService(images.db, host_routes=host_routes,
-                              default_bridge_subnet=getattr(config, "bip", "") or None,
-                              address_pools=getattr(config, "default_address_pools", None) or None)
+                              default_bridge_subnet=config.bip or None,
+                              address_pools=list(config.default_address_pools) or None,
+                              default_bridge=config.bridge)
     networks.ensure_defaults()
     return networks
 

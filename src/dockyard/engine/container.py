@@ -54,6 +54,8 @@ class Container:
         self.health_monitor = None
         self.restart_pending = False
         self.stopping = False
+        self.attachments: list = []  # network attachments (engine/networking.py), from the DB
+        self.net_ifaces: dict[str, str] = {}  # network id -> host veth, while running
 
     def document(self) -> str:
         return dumps({
@@ -62,7 +64,7 @@ class Container:
             "StopSignal": self.stop_signal, "State": self.state.to_json(),
             "Runtime": self.runtime, "RestartCount": self.restart_count,
             "Volumes": self.volumes, "AnonymousVolumes": self.anonymous_volumes,
-            "Health": self.health})
+            "Health": self.health, "NetIfaces": self.net_ifaces})
 
     @classmethod
     def from_document(cls, *, id: str, name: str, created: float, image_id: str, text: str,
@@ -77,7 +79,7 @@ class Container:
 
             req = replace(req, mounts=(*req.mounts, *(
                 MountRequest(kind="volume", destination=dest, origin="image") for dest in extra)))
-        return cls(id=id, name=name, created=created, image_id=image_id,
+        c = cls(id=id, name=name, created=created, image_id=image_id,
                    image_name=d.get("ImageName", ""), request=d["Request"], req=req,
                    config=d.get("Config") or {}, host_config=d.get("HostConfig") or {},
                    path=d.get("Path", ""), args=list(d.get("Args") or ()),
@@ -86,6 +88,8 @@ class Container:
                    volumes=dict(d.get("Volumes") or {}),
                    anonymous_volumes=list(d.get("AnonymousVolumes") or ()),
                    health=d.get("Health"))
+        c.net_ifaces = dict(d.get("NetIfaces") or {})
+        return c
 
     def resolve_waiters(self, waiters: list[asyncio.Future[int]], code: int) -> None:
         for f in waiters:

@@ -121,6 +121,13 @@ class Lifecycle:
             from dockyard.engine import runtime_cmd
 
             await runtime_cmd.delete(rt, c.id)  # a leftover of an earlier run
+        net = getattr(self, "net", None)
+        if net is not None:
+            try:
+                await net.setup(c)
+            except DockyardError as e:
+                await self._start_failed(c, str(e))
+                raise
         req = c.req
         launch = Launch(paths=paths, runtime=rt.path, runtime_args=("--root", rt.root),
                         name=c.name, tty=req.tty, stdin=req.open_stdin,
@@ -169,9 +176,16 @@ class Lifecycle:
         await self.persist(c)  # type: ignore[attr-defined]
 
     async def _start_failed(self, c: Container, message: str) -> None:
-        """Undo a start: runtime state, rootfs mount; the container is exited with dockerd's
-        code for the failure and the error in ``State.Error``."""
+        """Undo a start: runtime state, network, rootfs mount; the container is exited with
+        dockerd's code for the failure and the error in ``State.Error``."""
         from dockyard.engine import runtime_cmd
+
+        net = getattr(self, "net", None)
+        if net is not None:
+            try:
+                await net.teardown(c)
+            except DockyardError:
+                log.exception("start %s failed; network teardown failed too", c.id)
 
         try:
             await runtime_cmd.delete(self.runtimes[c.runtime], c.id)
@@ -271,6 +285,12 @@ class Lifecycle:
                 log.error("container %s exited; unmounting its rootfs failed: %s", c.id, e)
 
         await asyncio.gather(delete(), unmount())
+        net = getattr(self, "net", None)
+        if net is not None:
+            try:
+                await net.teardown(c)
+            except DockyardError as e:
+                log.error("container %s exited; network teardown failed: %s", c.id, e)
 
     @staticmethod
     async def cleaned(c: Container) -> None:
@@ -521,6 +541,9 @@ class Lifecycle:
                 c.watch.close()
                 c.watch = None
             await self._stop_health(c)
+        net = getattr(self, "net", None)
+        if net is not None:
+            await net.close(list(self.containers.values()))
 
     # ------------------------------------------------------------ tty
 

@@ -17,6 +17,7 @@ from dockyard.engine.container import Container
 from dockyard.engine.lifecycle import Lifecycle
 from dockyard.engine.model import State
 from dockyard.errors import AlreadyExists, Conflict, DockyardError, InvalidArgument, NotFound
+from dockyard.oci.runtime_spec import Mount
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -34,7 +35,8 @@ log = logging.getLogger("dockyard.engine")
 class ContainerService(Lifecycle):
     def __init__(self, *, store: Store, images: ImageService, call: Callable[..., Awaitable[Any]],
                  runtimes: dict[str, Runtime], default_runtime: str, exit_dir: str,
-                 events: EventBus | None = None, volumes: Any = None) -> None:
+                 events: EventBus | None = None, volumes: Any = None,
+                 net: Any = None) -> None:
         self.store = store
         self.images = images
         self.call = call
@@ -43,6 +45,7 @@ class ContainerService(Lifecycle):
         self.exit_dir = exit_dir
         self.events = events
         self.volumes = volumes
+        self.net = net  # engine/networking.Networking, or None: every container is --network none
         self.containers: dict[str, Container] = {}
         self._names: dict[str, str] = {}  # name -> id, includes names reserved by creates
         self._closing = False
@@ -133,8 +136,17 @@ class ContainerService(Lifecycle):
             from dockyard.engine.devices import block_limits, host_devices
 
             joins = self.namespace_joins(req)
+            net_mounts: tuple = ()
+            if self.net is not None and req.network_mode != "none" and \
+                    not req.network_mode.startswith("container:"):
+                cdir = self.store.container(cid)
+                net_mounts = tuple(Mount(destination=f"/etc/{n}", type="bind",
+                                         source=f"{cdir}/{n}", options=("rbind", "rprivate"))
+                                   for n in ("hosts", "resolv.conf", "hostname"))
+                if self.net.has_stack_mode(req.network_mode):
+                    joins = (*joins, ("network", self.net.netns_path(cid)))
 
-            opts = replace(req.run, mounts=spec_mounts(req.mounts, volume_dirs),
+            opts = replace(req.run, mounts=(*spec_mounts(req.mounts, volume_dirs), *net_mounts),
                            devices=host_devices(req), block_limits=block_limits(req),
                            blkio_weight=req.blkio_weight,
                            memory_swappiness=req.memory_swappiness,
@@ -145,6 +157,10 @@ class ContainerService(Lifecycle):
             if opts.privileged or "ALL" in (c.upper() for c in opts.cap_add):
                 opts = replace(opts, host_capabilities=_bounding_set())
             opts = with_seccomp(opts, req)
+            if self.net is not None and self.net.has_stack_mode(req.network_mode):
+                from dockyard.oci.spec_builder import NETWORK_SYSCTLS
+
+                opts = replace(opts, sysctls=(*NETWORK_SYSCTLS, *opts.sysctls))
             bundle = create_bundle(self.images, str(image.id), self.store.container(cid),
                                    container_id=cid, opts=opts)
             names = self._volume_names(req, anonymous, volume_dirs)
@@ -161,10 +177,15 @@ class ContainerService(Lifecycle):
                           host_config=req.host_config, path=args[0], args=args[1:],
                           stop_signal=bundle.stop_signal, state=State(), runtime=rt_name,
                           volumes=volume_dirs, anonymous_volumes=anonymous)
-            self.images.db.containers.add(cid, name, image.id, state=c.document(),
-                                          created=c.created)
-            for dest, vol in names.items():
-                self.volumes.repo.attach(cid, vol, dest)
+            with self.images.db.transaction():
+                self.images.db.containers.add(cid, name, image.id, state=c.document(),
+                                              created=c.created)
+                for dest, vol in names.items():
+                    self.volumes.repo.attach(cid, vol, dest)
+                if net_mounts:
+                    c.attachments = self.net.attach_on_create(req, cid, name)
+                    self.net.files(req, cid, spec.get("hostname") or cid[:12], c.attachments,
+                                   self.store.container(cid), self._links(req))
             return c
         except BaseException:
             if bundle is not None:
@@ -220,6 +241,24 @@ class ContainerService(Lifecycle):
         for m in req.mounts:
             if m.kind == "volume" and m.destination in dirs:
                 out[m.destination] = m.source or next(anon)
+        return out
+
+    def _links(self, req: Any) -> list[tuple[str, tuple[str, ...]]]:
+        """``--link name[:alias]`` on the default bridge: ``(ip, (alias, short id, name))``."""
+        out = []
+        for link in req.links:
+            ref, _, alias = link.partition(":")
+            try:
+                target = self.get(ref.lstrip("/"))
+            except NotFound:
+                raise InvalidArgument(f"could not get container for {ref}") from None
+            ip = next((a.endpoint.ip for a in getattr(target, "attachments", ()) or ()
+                       if a.endpoint.ip), "")
+            if not target.state.running or not ip:
+                raise InvalidArgument(f"Cannot link to a non running container: /{target.name} "
+                                      f"AS /{alias or target.name}")
+            out.append((ip, tuple(dict.fromkeys((alias or target.name, target.id[:12],
+                                                  target.name)))))
         return out
 
     def namespace_joins(self, req: Any) -> tuple[tuple[str, str], ...]:
@@ -316,6 +355,24 @@ class ContainerService(Lifecycle):
         del self._names[old]
         c.name = new
         self.publish(c, "rename", oldName=f"/{old}")
+
+    # ------------------------------------------------------------ network hooks (api/networks)
+
+    async def network_connected(self, c: Container, net: Any, ep: Any) -> None:
+        if self.net is not None:
+            await self.net.connect_running(c, net, ep)
+            c.attachments = await self.call(self.net.networks.endpoints_of, c.id)
+            await self.persist(c)
+
+    async def network_disconnected(self, c: Container, net: Any, ep: Any) -> None:
+        if self.net is not None:
+            await self.net.disconnect_running(c, net, ep)
+            c.attachments = await self.call(self.net.networks.endpoints_of, c.id)
+            await self.persist(c)
+
+    async def network_removed(self, net: Any) -> None:
+        if self.net is not None:
+            await self.net.network_removed(net)
 
     # ------------------------------------------------------------ update, prune
 

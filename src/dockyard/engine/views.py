@@ -4,6 +4,7 @@ items, and the image-config merge dockerd does at create (what ``docker inspect`
 
 from __future__ import annotations
 
+import os
 import shlex
 
 from dockyard.engine.model import docker_state, rfc3339, status_text
@@ -68,8 +69,11 @@ def command_text(c: Container) -> str:
 
 
 def inspect(c: Container, *, log_path: str, rootfs: str, upper: str, work: str,
-            mounts: list[dict], size: tuple[int, int] | None = None) -> dict:
+            mounts: list[dict], size: tuple[int, int] | None = None,
+            network: dict | None = None) -> dict:
     host = dict(c.host_config)
+    d = f"{os.path.dirname(log_path)}"
+    stacked = c.req.network_mode != "none" and not c.req.network_mode.startswith("container:")
     out: dict = {
         "Id": c.id,
         "Created": rfc3339(c.created),
@@ -77,9 +81,9 @@ def inspect(c: Container, *, log_path: str, rootfs: str, upper: str, work: str,
         "Args": c.args,
         "State": docker_state(c.state, c.health),
         "Image": c.image_id,
-        "ResolvConfPath": "",
-        "HostnamePath": "",
-        "HostsPath": "",
+        "ResolvConfPath": f"{d}/resolv.conf" if stacked else "",
+        "HostnamePath": f"{d}/hostname" if stacked else "",
+        "HostsPath": f"{d}/hosts" if stacked else "",
         "LogPath": log_path if c.req.log.type != "none" else "",
         "Name": "/" + c.name,
         "RestartCount": c.restart_count,
@@ -94,7 +98,7 @@ def inspect(c: Container, *, log_path: str, rootfs: str, upper: str, work: str,
             "MergedDir": rootfs, "UpperDir": upper, "WorkDir": work}},
         "Mounts": mounts,
         "Config": c.config,
-        "NetworkSettings": network_settings(c),
+        "NetworkSettings": network if network is not None else network_settings(c),
     }
     if size is not None:
         out["SizeRw"], out["SizeRootFs"] = size
@@ -116,8 +120,8 @@ def network_settings(c: Container) -> dict:
             "IPPrefixLen": 0, "IPv6Gateway": "", "MacAddress": "", "Networks": networks}
 
 
-def summary(c: Container, *, now: float, mounts: list[dict], size: tuple[int, int] | None = None
-            ) -> dict:
+def summary(c: Container, *, now: float, mounts: list[dict], size: tuple[int, int] | None = None,
+            network: dict | None = None, ports: list[dict] | None = None) -> dict:
     """One item of ``GET /containers/json``."""
     out: dict = {
         "Id": c.id,
@@ -126,12 +130,12 @@ def summary(c: Container, *, now: float, mounts: list[dict], size: tuple[int, in
         "ImageID": c.image_id,
         "Command": command_text(c),
         "Created": int(c.created),
-        "Ports": [],
+        "Ports": ports or [],
         "Labels": dict(c.config.get("Labels") or {}),
         "State": c.state.status,
         "Status": status_text(c.state, _health_status(c), now),
         "HostConfig": {"NetworkMode": c.req.network_mode or "default"},
-        "NetworkSettings": {"Networks": network_settings(c)["Networks"]},
+        "NetworkSettings": {"Networks": (network or network_settings(c))["Networks"]},
         "Mounts": [{k: v for k, v in m.items() if k != "Mode" or m.get("Type") != "tmpfs"}
                    for m in mounts],
     }

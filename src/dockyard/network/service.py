@@ -107,12 +107,14 @@ def _search(pattern: str, text: str) -> bool:
 class NetworkService:
     def __init__(self, db: Database, *, host_routes: Callable[[], list[str]] | None = None,
                  default_bridge_subnet: str | None = None,
-                 address_pools: Sequence[tuple[str, int]] | None = None) -> None:
+                 address_pools: Sequence[tuple[str, int]] | None = None,
+                 default_bridge: str = DEFAULT_BRIDGE_IFACE) -> None:
         """``host_routes`` lists the host's routes and addresses (CIDRs) a picked subnet must not
         overlap; ``default_bridge_subnet`` is dockerd's ``--bip`` (the bridge's address with its
         prefix, e.g. ``10.99.0.1/24``); ``address_pools`` dockerd's ``--default-address-pool``
         (``ipam.DEFAULT_POOLS`` when None)."""
         self.db = db
+        self.default_bridge = default_bridge  # dockerd's -b/--bridge: the default network's iface
         self._host_routes = host_routes or (lambda: [])
         self._bip = default_bridge_subnet or ""
         self._pools = list(address_pools) if address_pools else list(ipam.DEFAULT_POOLS)
@@ -147,8 +149,10 @@ class NetworkService:
                     if driver == "bridge":
                         subnet, gateway = self._bip_config() if self._bip else \
                             (str(sub := self._pick()), str(ipam.default_gateway(sub)))
+                        options = tuple(sorted({**dict(DEFAULT_BRIDGE_OPTIONS),
+                                                BRIDGE_NAME_OPTION: self.default_bridge}.items()))
                         rec = replace(rec, subnet=subnet, gateway=gateway,
-                                      bridge=DEFAULT_BRIDGE_IFACE, options=DEFAULT_BRIDGE_OPTIONS)
+                                      bridge=self.default_bridge, options=options)
                     net = self.db.networks.add(rec)
                 elif driver == "bridge" and self._bip:
                     subnet, gateway = self._bip_config()
