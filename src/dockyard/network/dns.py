@@ -309,8 +309,7 @@ class DNSServer:
         """Ask the upstreams (the first, then one retry on the next); the reply carries ``data``'s id."""
         if not self.upstreams:
             return None
-        first = 0
-        attempts = [self.upstreams[first], self.upstreams[(first + 1) % len(self.upstreams)]]
+        attempts = [self.upstreams[0], self.upstreams[1 % len(self.upstreams)]]
         for upstream in attempts:
             out = wire.with_id(data, secrets.randbits(16))
             resp: bytes | None = None
