@@ -35,6 +35,7 @@ from __future__ import annotations
 import os
 import stat
 import tarfile
+from typing import Protocol
 
 from dockyard.archive.compression import CHUNK, NONE, Limits, LayerStream, detect_compression
 from dockyard.archive.names import (OPAQUE_MARKER, OVERLAY_OPAQUE_XATTR, WHITEOUT_META_PREFIX,
@@ -92,8 +93,9 @@ def extract_layer(stream: BinaryIO | LayerStream, dest_dir: str | os.PathLike[st
     if device_policy not in DEVICE_POLICIES:
         raise InvalidArgument(f"device_policy {device_policy!r}: expected one of {DEVICE_POLICIES}")
     if verified is not None and compression in (None, NONE) and _plain_file(stream):
-        return _extract_plain_file(stream, dest_dir, verified, limits, whiteout_mode,  # type: ignore[arg-type]
-                                   device_policy, chown, best_effort_xattrs)
+        return extract_plain(FileSource(stream), dest_dir, lambda: verified, limits=limits,  # type: ignore[arg-type]
+                             whiteout_mode=whiteout_mode, device_policy=device_policy,
+                             chown=chown, best_effort_xattrs=best_effort_xattrs)
     layer = stream if isinstance(stream, LayerStream) else LayerStream(stream, limits, compression=compression)
     try:
         with Root(dest_dir) as root:
@@ -131,23 +133,54 @@ def _plain_file(stream: object) -> bool:
         return False
 
 
-def _extract_plain_file(f: BinaryIO, dest_dir: str | os.PathLike[str], digest: Digest,
-                        limits: Limits, whiteout_mode: str, device_policy: str,
-                        chown: bool | None, best_effort_xattrs: bool) -> ExtractResult:
-    """``extract_layer`` for a verified plain tar in a regular file (see its docstring)."""
+class PlainSource(Protocol):
+    """A plain tar whose bytes are known to hash to a given digest, readable by offset:
+    ``read``/``tell``/``seek`` for tarfile's headers, ``copy`` for file data (raises ``Refused``
+    when the data ends early), ``size`` the whole tar's bytes."""
+
+    size: int
+
+    def read(self, n: int) -> bytes: ...
+    def tell(self) -> int: ...
+    def seek(self, pos: int, whence: int = 0) -> int: ...
+    def copy(self, offset: int, size: int, dst: int) -> None: ...
+
+
+class FileSource:
+    """``PlainSource`` over an open regular file (at offset 0)."""
+
+    def __init__(self, f: BinaryIO) -> None:
+        self._f = f
+        self.size = os.fstat(f.fileno()).st_size
+        self.read, self.tell, self.seek = f.read, f.tell, f.seek  # type: ignore[method-assign]
+
+    def copy(self, offset: int, size: int, dst: int) -> None:
+        copy_range(self._f.fileno(), offset, size, dst)
+
+
+def extract_plain(source: PlainSource, dest_dir: str | os.PathLike[str],
+                  digest: Callable[[], Digest], *, limits: Limits = Limits(),
+                  whiteout_mode: str = "overlay", device_policy: str = "create",
+                  chown: bool | None = None, best_effort_xattrs: bool = False) -> ExtractResult:
+    """``extract_layer`` for a plain tar read by offset (see ``verified`` there): tarfile parses
+    the headers, ``source.copy`` moves file data (the kernel's ``copy_file_range`` for a file).
+    ``digest()``, called once the tar has ended, is its sha256 (the blob's, which is also the
+    diff id); it may wait for the writer of a blob still being written (``image/staging.py``)."""
     import time
 
-    src = f.fileno()
-    size = os.fstat(src).st_size
-    if size > limits.max_uncompressed_bytes:
+    if whiteout_mode not in WHITEOUT_MODES:
+        raise InvalidArgument(f"whiteout_mode {whiteout_mode!r}: expected one of {WHITEOUT_MODES}")
+    if device_policy not in DEVICE_POLICIES:
+        raise InvalidArgument(f"device_policy {device_policy!r}: expected one of {DEVICE_POLICIES}")
+    if source.size > limits.max_uncompressed_bytes:
         raise InvalidArgument(f"layer: uncompressed size exceeds the limit of "
                               f"{limits.max_uncompressed_bytes} bytes (decompression bomb?)")
     deadline = None if limits.max_seconds is None else time.monotonic() + limits.max_seconds
     with Root(dest_dir) as root:
         x = _Extractor(root, limits, whiteout_mode, device_policy,
                        os.geteuid() == 0 if chown is None else chown, best_effort_xattrs)
-        x.copy_data = lambda m, fd: _copy_range(src, m.offset_data, m.size, fd)
-        tar = open_tar(f, limits, seekable=True)  # type: ignore[arg-type]
+        x.copy_data = lambda m, fd: source.copy(m.offset_data, m.size, fd)
+        tar = open_tar(source, limits, seekable=True)  # type: ignore[arg-type]
         try:
             for m in members(tar, limits):
                 if deadline is not None and time.monotonic() > deadline:
@@ -157,13 +190,15 @@ def _extract_plain_file(f: BinaryIO, dest_dir: str | os.PathLike[str], digest: D
         finally:
             tar.close()
         x.finish()
-    return ExtractResult(diff_id=digest, digest=digest, compression=NONE, size=x.size,
-                         tar_size=size, entries=x.entries, skipped=x.skipped,
+    d = digest()
+    return ExtractResult(diff_id=d, digest=d, compression=NONE, size=x.size,
+                         tar_size=source.size, entries=x.entries, skipped=x.skipped,
                          dropped_xattrs=x.dropped_xattrs)
 
 
-def _copy_range(src: int, offset: int, size: int, dst: int) -> None:
-    """``size`` bytes of ``src`` from ``offset`` to ``dst``'s position, in the kernel."""
+def copy_range(src: int, offset: int, size: int, dst: int) -> None:
+    """``size`` bytes of ``src`` from ``offset`` to ``dst``'s position, in the kernel
+    (``copy_file_range``; by hand where it is not supported). ``Refused`` if ``src`` ends first."""
     while size:
         try:
             n = os.copy_file_range(src, dst, min(size, 1 << 30), offset)

@@ -47,6 +47,7 @@ if TYPE_CHECKING:
     from typing import BinaryIO
 
     from dockyard.archive.reader import Forward
+    from dockyard.image.staging import Feed
 
     from dockyard.image.service import ImageService, LayerBlob, Prepared
 
@@ -222,6 +223,11 @@ def _digest_of_path(path: str) -> Digest | None:
         return None
 
 
+def _progress(feed: Feed | None, n: int) -> None:
+    if feed is not None:
+        feed.wrote(n)
+
+
 def _may_be_layer(head: bytes, compression: str) -> bool:
     """Worth extracting before the manifest says what it is: compressed, or a tar (ustar or GNU
     magic in its first header); anything else is unpacked, if it is a layer, the ordinary way."""
@@ -340,15 +346,27 @@ class Archive:
             if svc.content.exists(expected) and svc.content.info(expected).size == size:
                 return Blob(expected, size, compression)  # the tar skips the rest of the member
         self._n += 1
+        ref = f"{self._ref}-{self._n}"
+        feed = None
         try:
-            with svc.content.writer(f"{self._ref}-{self._n}", expected=expected, size=size) as w:
+            with svc.content.writer(ref, expected=expected, size=size) as w:
+                if self.stager is not None and w.offset == 0 and _may_be_layer(head, compression):
+                    # extracted on a worker while it is written here (image/staging.py)
+                    feed = self.stager.start(svc.store.ingest_data(ref), size)
                 w.write(head)
-                w.copy_from(src)
+                _progress(feed, len(head))
+                while buf := src.read(CHUNK):
+                    w.write(buf)
+                    _progress(feed, len(buf))
                 digest = w.commit(on_digest=lambda d: svc.protect(self.lease, d))
-        except InvalidArgument as e:
-            raise _fail(f"archive member {path!r}: {e}") from None
-        if self.stager is not None and _may_be_layer(head, compression):
-            self.stager.submit(digest)
+        except BaseException as e:
+            if feed is not None:
+                self.stager.abandon(feed)  # type: ignore[union-attr]
+            if isinstance(e, InvalidArgument):
+                raise _fail(f"archive member {path!r}: {e}") from None
+            raise
+        if feed is not None:
+            self.stager.committed(feed, digest)  # type: ignore[union-attr]
         return Blob(digest, size, compression)
 
     # -- resolving names

@@ -73,17 +73,102 @@ def remove_stale(tmp: str) -> list[str]:
     return removed
 
 
-class Stager:
-    """Extracts committed layer blobs on worker threads; ``take`` hands a finished one over.
+class Abandoned(Exception):
+    """The blob a staged extraction was reading will not be committed (the load failed)."""
 
-    Use as a context manager: leaving it waits for every worker and removes what was not taken.
+
+class Feed:
+    """One blob as the ingest writer writes it, readable by offset on another thread: a read
+    waits until the writer got that far. ``finish(digest)`` once the writer committed the blob
+    (verified), ``abandon()`` otherwise; either wakes every waiter. Also a
+    ``archive.extract.PlainSource`` (``size``, ``read``/``tell``/``seek``, ``copy``)."""
+
+    def __init__(self, path: str, size: int) -> None:
+        import threading
+
+        self.fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
+        self.size = size
+        self._written = 0
+        self._pos = 0
+        self._digest: Digest | None = None
+        self._abandoned = False
+        self._cond = threading.Condition()
+
+    # -- the writer's side (the load's thread)
+    def wrote(self, n: int) -> None:
+        # No branch on the reader's state: what this thread executes never depends on timing.
+        with self._cond:
+            self._written += n
+            self._cond.notify_all()
+
+    def finish(self, digest: Digest) -> None:
+        with self._cond:
+            self._digest = digest
+            self._cond.notify_all()
+
+    def abandon(self) -> None:
+        with self._cond:
+            self._abandoned = True
+            self._cond.notify_all()
+
+    # -- the reader's side (a worker)
+    def _wait(self, end: int) -> int:
+        """Wait until ``end`` bytes are written (fewer if the blob is complete and shorter)."""
+        end = min(end, self.size)
+        with self._cond:
+            while self._written < end and self._digest is None and not self._abandoned:
+                self._cond.wait()
+            if self._abandoned:
+                raise Abandoned("the load stopped before this blob was committed")
+            return self._written
+
+    def digest(self) -> Digest:
+        """The committed blob's digest (waits for the commit)."""
+        with self._cond:
+            while self._digest is None and not self._abandoned:
+                self._cond.wait()
+            if self._abandoned:
+                raise Abandoned("the load stopped before this blob was committed")
+            return self._digest
+
+    def read(self, n: int = -1) -> bytes:
+        if n is None or n < 0:
+            n = self.size - self._pos
+        self._wait(self._pos + n)
+        b = os.pread(self.fd, n, self._pos)
+        self._pos += len(b)
+        return b
+
+    def tell(self) -> int:
+        return self._pos
+
+    def seek(self, pos: int, whence: int = 0) -> int:
+        self._pos = pos + (self._pos if whence == 1 else self.size if whence == 2 else 0)
+        return self._pos
+
+    def copy(self, offset: int, size: int, dst: int) -> None:
+        from dockyard.archive.extract import copy_range
+
+        self._wait(offset + size)
+        copy_range(self.fd, offset, size, dst)
+
+    def readable(self) -> bool:
+        return True
+
+    def close(self) -> None:
+        os.close(self.fd)
+
+
+class Stager:
+    """Extracts layer blobs on worker threads while they are written; ``take`` hands a finished
+    one over. Use as a context manager: leaving it abandons the blobs not committed, waits for
+    every worker and removes what was not taken.
     """
 
     def __init__(self, svc: ImageService) -> None:
         import tempfile
         from concurrent.futures import ThreadPoolExecutor
 
-        self._content = svc.content
         self._whiteout_mode = svc.snapshotter.whiteout_mode
         tmp = svc.store.tmp
         os.makedirs(tmp, mode=0o711, exist_ok=True)
@@ -92,32 +177,54 @@ class Stager:
         self._fd = os.open(self.dir, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
         fcntl.flock(self._fd, fcntl.LOCK_EX)
         self._pool = ThreadPoolExecutor(max_workers=WORKERS, thread_name_prefix="stage")
-        self._futures: dict[Digest, Future[StagedLayer | None]] = {}
+        self._futures: dict[Digest, Future[StagedLayer | None]] = {}  # committed blobs
+        self._feeds: dict[Feed, Future[StagedLayer | None]] = {}  # blobs being written
+        self._jobs: list[tuple[Feed, Future[StagedLayer | None]]] = []
         self._n = 0
 
-    def submit(self, digest: Digest) -> None:
-        """Start extracting the committed blob ``digest`` (once per blob)."""
-        if digest in self._futures:
-            return
+    def start(self, path: str, size: int) -> Feed:
+        """Start extracting the blob being written to ``path`` (``size`` bytes in all); the
+        caller reports progress on the returned ``Feed`` and then ``committed``/``abandon``."""
+        feed = Feed(path, size)
         self._n += 1
-        path = os.path.join(self.dir, str(self._n))
-        self._futures[digest] = self._pool.submit(self._extract, digest, path)
+        tree = os.path.join(self.dir, str(self._n))
+        fut = self._pool.submit(self._extract, feed, tree)
+        self._feeds[feed] = fut
+        self._jobs.append((feed, fut))
+        return feed
 
-    def _extract(self, digest: Digest, path: str) -> StagedLayer | None:
-        from dockyard.archive.extract import discard_partial, extract_layer
+    def committed(self, feed: Feed, digest: Digest) -> None:
+        """The blob of ``feed`` is in the content store as ``digest`` (verified)."""
+        feed.finish(digest)
+        fut = self._feeds.pop(feed)
+        if digest in self._futures:  # the same blob twice in one archive: one tree is enough
+            return
+        self._futures[digest] = fut
+
+    def abandon(self, feed: Feed) -> None:
+        feed.abandon()
+        self._feeds.pop(feed, None)
+
+    def _extract(self, feed: Feed, path: str) -> StagedLayer | None:
+        from dockyard.archive.compression import NONE, detect_compression
+        from dockyard.archive.extract import discard_partial, extract_layer, extract_plain
 
         try:
             os.mkdir(path, 0o755)
-            with self._content.open(digest) as f:
-                # Committed moments ago: hashed as written, immutable since; a plain tar is
-                # not hashed again (its diff id is its digest), a compressed one is.
-                r = extract_layer(f, path, whiteout_mode=self._whiteout_mode,
-                                  device_policy="create", verified=digest)
-        except Exception:  # noqa: BLE001 - not a layer, or a bad one: the ordinary path reports it
-            discard_partial(path)
-            return None
-        if r.digest != digest:
-            discard_partial(path)
+            if detect_compression(feed.read(6)) == NONE:
+                # A plain tar: not hashed again (its diff id is the digest the writer verifies
+                # at commit); file data copied by the kernel from the blob as it is written.
+                feed.seek(0)
+                r = extract_plain(feed, path, feed.digest, whiteout_mode=self._whiteout_mode,
+                                  device_policy="create")
+            else:
+                feed.seek(0)
+                r = extract_layer(feed, path, whiteout_mode=self._whiteout_mode,  # type: ignore[arg-type]
+                                  device_policy="create")
+            if r.digest != feed.digest():
+                raise Abandoned("the blob extracted is not the blob committed")
+        except Exception:  # noqa: BLE001 - not a layer, a bad one, or abandoned: the ordinary
+            discard_partial(path)  # path reports it
             return None
         return StagedLayer(path, r.digest, r.diff_id, r.size)
 
@@ -130,7 +237,10 @@ class Stager:
         return fut.result()
 
     def close(self) -> None:
-        """Wait for the workers (pending ones cancelled), remove every tree not taken."""
+        """Abandon the blobs not committed, wait for the workers (those not started are
+        cancelled), remove every tree not taken."""
+        for feed in list(self._feeds):
+            feed.abandon()
         interrupted: BaseException | None = None
         while True:
             try:
@@ -138,7 +248,11 @@ class Stager:
                 break
             except BaseException as e:  # noqa: BLE001 - e.g. KeyboardInterrupt while waiting
                 interrupted = interrupted or e
+        for feed, _ in self._jobs:  # every worker has stopped
+            feed.close()
+        self._jobs.clear()
         self._futures.clear()
+        self._feeds.clear()
         try:
             shutil.rmtree(self.dir, ignore_errors=True)
         finally:
