@@ -402,3 +402,27 @@ def test_a_client_in_another_netns_resolves_through_the_gateway_listener(netns_c
         assert ("udp", "fixed.example") in upstream.seen
 
     run(body)
+
+
+def test_tcp_clients_beyond_the_limit_are_turned_away():
+    async def body(server, resolver, upstream):
+        resolver.set("n1", ["web"], "10.88.0.2")
+        port = await server.listen("n1", "127.0.0.1", 0)
+        held = [await asyncio.open_connection("127.0.0.1", port) for _ in range(2)]
+        q = wire.build_query("web", ident=5)
+        for reader, writer in held:  # both served (and so both counted) before the third comes
+            writer.write(struct.pack("!H", len(q)) + q)
+            (n,) = struct.unpack("!H", await asyncio.wait_for(reader.readexactly(2), 5))
+            assert wire.parse_reply(await reader.readexactly(n)).answers == ((wire.A, "10.88.0.2"),)
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        try:
+            assert await asyncio.wait_for(reader.read(), 5) == b""
+        except ConnectionResetError:
+            pass
+        finally:
+            writer.close()
+        for _, w in held:
+            w.close()
+        assert (await udp_ask(port, "web")).answers == ((wire.A, "10.88.0.2"),)  # UDP unaffected
+
+    run(body, max_tcp_clients=2)
