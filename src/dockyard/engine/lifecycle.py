@@ -225,10 +225,10 @@ class Lifecycle:
         asyncio.get_running_loop().create_task(self._handle_exit(c))
 
     async def _handle_exit(self, c: Container, *, from_adopt: bool = False) -> None:
-        """Record the exit first (waiters and ``die`` go out at once: ``docker run`` and
-        ``docker wait`` answer without waiting for the cleanup), then clean up (runtime delete
-        and unmount, together), then persist and apply the restart policy or ``--rm``. A start
-        or removal meanwhile waits for the cleanup (``cleaned``)."""
+        """Clean up (runtime delete, unmount and the network, together), then record the exit
+        (``die``, waiters: as dockerd, a container reads as exited once it is fully stopped),
+        persist, and apply the restart policy or ``--rm``. A start, removal or files view that
+        comes meanwhile waits for the cleanup (``cleaned``)."""
         paths = self.paths(c)
         status = exit_status(paths)
         code = status.code if status is not None else 255
@@ -237,19 +237,19 @@ class Lifecycle:
         if c.state.status not in ("running", "paused"):
             await self._cleanup_after_exit(c)
             return
-        error = "" if status is not None else "the container's monitor exited without an exit code"
-        c.state = c.state.to("exited", pid=0, monitor_pid=0, exit_code=code, error=error,
-                             finished_at=finished, oom_killed=oom)
         done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         c.cleaned = done  # type: ignore[attr-defined]
-        if oom:
-            self.publish(c, "oom")  # type: ignore[attr-defined]
-        self.publish(c, "die", exitCode=str(code))  # type: ignore[attr-defined]
-        c.resolve_waiters(c.exit_waiters, code)
         try:
             await self._cleanup_after_exit(c)
         finally:
             done.set_result(None)
+        error = "" if status is not None else "the container's monitor exited without an exit code"
+        c.state = c.state.to("exited", pid=0, monitor_pid=0, exit_code=code, error=error,
+                             finished_at=finished, oom_killed=oom)
+        if oom:
+            self.publish(c, "oom")  # type: ignore[attr-defined]
+        self.publish(c, "die", exitCode=str(code))  # type: ignore[attr-defined]
+        c.resolve_waiters(c.exit_waiters, code)
         if from_adopt or self._closing:
             await self.persist(c)  # type: ignore[attr-defined]
             return
@@ -355,6 +355,7 @@ class Lifecycle:
             except asyncio.TimeoutError:
                 await self._signal(c, SIGKILL)
                 await done
+            await self.cleaned(c)  # docker stop returns once the container is fully stopped
         finally:
             c.stopping = False
         self.publish(c, "stop")  # type: ignore[attr-defined]
@@ -413,6 +414,7 @@ class Lifecycle:
         if done is not None:  # as dockerd: a SIGKILLed container is exited when kill answers
             try:
                 await asyncio.wait_for(asyncio.shield(done), 2)
+                await asyncio.wait_for(self.cleaned(c), 2)
             except asyncio.TimeoutError:
                 pass
 
