@@ -233,7 +233,7 @@ class Lifecycle:
         status = exit_status(paths)
         code = status.code if status is not None else 255
         finished = status.finished_at if status is not None else time.time()
-        oom = _oom_killed(c.id)
+        oom = _oom_killed(c.id) or os.path.exists(paths.oom_file)
         if c.state.status not in ("running", "paused"):
             await self._cleanup_after_exit(c)
             return

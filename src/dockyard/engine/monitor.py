@@ -62,6 +62,11 @@ class MonitorPaths(Record):
         return f"{self.dir}/ctl"
 
     @property
+    def oom_file(self) -> str:
+        """Made by conmon when the kernel OOM-killed a process of the container."""
+        return f"{self.dir}/oom"
+
+    @property
     def exit_file(self) -> str:
         return f"{self.exit_dir}/{self.id}"
 
@@ -97,7 +102,7 @@ def conmon_argv(launch: Launch) -> list[str]:
     argv = [launch.conmon, "--api-version", "1", "-c", p.id, "-u", p.id, "-r", launch.runtime,
             "-b", p.dir, "-p", p.pidfile, "-n", launch.name or p.id, "--exit-dir", p.exit_dir,
             "--full-attach", "--socket-dir-path", p.dir, "--conmon-pidfile", p.conmon_pidfile,
-            "--log-level", "error", "--no-sync-log"]
+            "--log-level", "error", "--no-sync-log", "--persist-dir", p.dir]
     if launch.log_driver == "none":
         argv += ["-l", "none:"]
     else:
@@ -120,7 +125,7 @@ async def start_monitor(launch: Launch) -> tuple[int, int]:
     ``start``). Returns ``(conmon pid, init pid)``; raises ``MonitorError`` with the runtime's
     message if create failed (conmon has then exited)."""
     p = launch.paths
-    for f in (p.exit_file, p.pidfile, p.conmon_pidfile):
+    for f in (p.exit_file, p.pidfile, p.conmon_pidfile, p.oom_file):
         try:
             os.unlink(f)
         except FileNotFoundError:
@@ -132,7 +137,7 @@ async def start_monitor(launch: Launch) -> tuple[int, int]:
         proc = await asyncio.create_subprocess_exec(
             *conmon_argv(launch), stdin=asyncio.subprocess.DEVNULL,
             stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE, env=env,
-            pass_fds=(w,), start_new_session=True)
+            pass_fds=(w,), start_new_session=True, cwd=p.dir)  # conmon writes files by cwd
     except OSError as e:
         os.close(r)
         os.close(w)
