@@ -62,3 +62,15 @@ def test_filters_and_booleans() -> None:
             parse_filters(bad)
     assert [_bool(x) for x in (None, "", "0", "false", "1", "true", "yes")] == [
         False, False, False, False, True, True, True]
+
+
+def test_another_exec_root_gets_its_own_bridge_and_firewall_table():
+    from dockyard.daemon.config import build_config
+
+    a = build_config(["--exec-root", "/run/dockyard"])
+    b = build_config(["--exec-root", "/tmp/x/exec"])
+    c = build_config(["--exec-root", "/tmp/y/exec", "-b", "br-mine", "--bip", "10.9.0.1/24"])
+    assert (a.bridge, a.firewall_table) == ("dockyard0", "dockyard")
+    assert b.bridge.startswith("dyb") and len(b.bridge) <= 15
+    assert b.firewall_table == "dockyard_" + b.bridge[3:]
+    assert c.bridge == "br-mine" and c.bip == "10.9.0.1/24"
