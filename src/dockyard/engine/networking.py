@@ -65,6 +65,7 @@ class Networking:
         self.host_hosts = host_hosts
         self.table = table  # the nftables table (inet) this daemon owns
         self._fw_lock = asyncio.Lock()
+        self._applied = ""  # the table text last applied
         self._listening: set[str] = set()
         self.ports: dict[str, Any] = {}  # container id -> PortHolder
         self.published: dict[str, tuple] = {}  # container id -> bound PortBindings
@@ -156,7 +157,8 @@ class Networking:
                                                  None if net.internal else net.gateway,
                                                  ep.mac or None, ifname=f"eth{i}"))
                 ifaces[net.id] = host_if
-                await loop.run_in_executor(None, driver.hairpin, host_if, True)
+                if c.host_config.get("PortBindings") or c.req.publish_all_ports:
+                    await loop.run_in_executor(None, driver.hairpin, host_if, True)
             c.net_ifaces = ifaces  # type: ignore[attr-defined]
             await self._publish_ports(c, attachments)
             await self.apply_firewall()
@@ -210,7 +212,7 @@ class Networking:
         self.published[c.id] = tuple((b, attachments[0].endpoint.ip, attachments[0].network.bridge)
                                      for b in bound)
 
-    async def apply_firewall(self) -> None:
+    async def apply_firewall(self, *, force: bool = False) -> None:
         """Replace dockyard's nftables table with the rules of every bridge network and every
         published port (one atomic ``nft -f``)."""
         from dockyard.network import firewall, nft
@@ -225,7 +227,10 @@ class Networking:
         text = firewall.render(firewall.Ruleset(networks=rules, ports=port_rules),
                                table=self.table)
         async with self._fw_lock:
+            if text == self._applied and not force:
+                return  # unchanged (a container without published ports): no nft run
             await asyncio.get_running_loop().run_in_executor(None, nft.apply, text)
+            self._applied = text
 
     async def _dns_add(self, c: Container, attachments: list[Attachment]) -> None:
         if self.resolver is None:
@@ -368,7 +373,7 @@ class Networking:
             if ifname not in keep and _master_of(ifname) in bridges:
                 await loop.run_in_executor(None, driver.disconnect, ifname)
         try:
-            await self.apply_firewall()
+            await self.apply_firewall(force=True)
         except DockyardError as e:
             log.error("firewall: %s", e)
 
