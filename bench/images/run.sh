@@ -32,6 +32,7 @@ cleanup() {
 trap cleanup EXIT
 
 echo "== images ($CACHE; made once, then reused)"
+"$PY" -m compileall -q src >/dev/null  # with PYTHONDONTWRITEBYTECODE the CLI would compile every start
 "$PY" bench/images/images.py prepare "$CACHE" | "$PY" -c \
   'import json,sys; i=json.load(sys.stdin); print(i["ref"], i["image_id"], i["sizes"])'
 echo "$(uname -r), $(nproc) CPUs, $(awk '/MemTotal/ {printf "%.0f GiB RAM", $2/1048576}' /proc/meminfo)"
