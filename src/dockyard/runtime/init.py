@@ -145,6 +145,8 @@ def lookup_executable(process: Process) -> str:
         path = name if name.startswith("/") else os.path.join(process.cwd, name)
         if not os.path.exists(path):
             raise InvalidArgument(f'exec: "{name}": stat {name}: no such file or directory')
+        if os.path.isdir(path) or not os.access(path, os.X_OK):
+            raise InvalidArgument(f'exec: "{name}": permission denied')  # runc's words
         return path
     env_path = DEFAULT_PATH
     for e in process.env:
