@@ -141,7 +141,7 @@ def test_mount_type_bind_with_a_missing_source_is_an_error(tmp_path):
 
 
 def test_image_volumes_and_init():
-    from dockyard.engine.service import INIT_PATH, with_image_volumes, with_init
+    from dockyard.engine.create_opts import INIT_PATH, with_image_volumes, with_init
 
     image = ImageConfig(architecture="amd64", os="linux", config=ContainerConfig(
         cmd=("sh",), volumes=("/data", "/logs")))

@@ -17,6 +17,7 @@ import os
 import time
 
 from dockyard.engine.container import Container
+from dockyard.engine.runtime_files import oom_killed, patch_namespaces
 from dockyard.engine.monitor import (
     Launch, MonitorError, MonitorPaths, Watch, exit_status, monitor_alive, send_ctl, start_monitor)
 from dockyard.errors import Conflict, DockyardError, InvalidArgument
@@ -116,7 +117,7 @@ class Lifecycle:
         await self.call(self._mount_rootfs, c)  # type: ignore[attr-defined]
         joins = self.namespace_joins(c.req)  # type: ignore[attr-defined]
         if joins:  # the target may have restarted since create: its namespaces are its pid's now
-            _patch_namespaces(f"{self.store.container(c.id)}/config.json", dict(joins))
+            patch_namespaces(f"{self.store.container(c.id)}/config.json", dict(joins))
         if os.path.isdir(f"{rt.root}/{c.id}"):
             from dockyard.engine import runtime_cmd
 
@@ -233,7 +234,7 @@ class Lifecycle:
         status = exit_status(paths)
         code = status.code if status is not None else 255
         finished = status.finished_at if status is not None else time.time()
-        oom = _oom_killed(c.id) or os.path.exists(paths.oom_file)
+        oom = oom_killed(c.id) or os.path.exists(paths.oom_file)
         if c.state.status not in ("running", "paused"):
             await self._cleanup_after_exit(c)
             return
@@ -589,36 +590,3 @@ class Lifecycle:
         opts = LogOptions(max_size=log_cfg.max_size, max_file=max(log_cfg.max_file, 1))
         c.log_task = asyncio.get_running_loop().create_task(  # type: ignore[attr-defined]
             watch(paths.log, opts, paths.ctl, lambda: c.state.running))
-
-
-def _patch_namespaces(config_path: str, paths: dict[str, str]) -> None:
-    """Point the bundle's joined namespaces at their current files (tmp, fsync, rename)."""
-    from dockyard.leanjson import dumps, loads
-
-    with open(config_path, "rb") as f:
-        spec = loads(f.read())
-    for ns in spec.get("linux", {}).get("namespaces", []):
-        if ns.get("type") in paths:
-            ns["path"] = paths[ns["type"]]
-    tmp = config_path + ".tmp"
-    with open(tmp, "w") as f:
-        f.write(dumps(spec))
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, config_path)
-
-
-def _oom_killed(cid: str, cgroup_root: str = "/sys/fs/cgroup") -> bool:
-    """Whether the kernel OOM-killed a process of the container (v1 memory.oom_control's
-    ``oom_kill``, v2 memory.events' ``oom_kill``), read before the runtime removes the cgroup."""
-    for path in (f"{cgroup_root}/memory/dockyard/{cid}/memory.oom_control",
-                 f"{cgroup_root}/dockyard/{cid}/memory.events"):
-        try:
-            with open(path) as f:
-                for line in f:
-                    key, _, value = line.partition(" ")
-                    if key == "oom_kill" and value.strip().isdigit():
-                        return int(value) > 0
-        except OSError:
-            continue
-    return False

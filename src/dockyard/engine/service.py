@@ -14,6 +14,8 @@ import os
 import time
 
 from dockyard.engine.container import Container
+from dockyard.engine.create_opts import (
+    INIT_PATH, bounding_set, familiar, with_image_volumes, with_init, with_seccomp)
 from dockyard.engine.lifecycle import Lifecycle
 from dockyard.engine.model import State
 from dockyard.errors import AlreadyExists, Conflict, DockyardError, InvalidArgument, NotFound
@@ -127,7 +129,7 @@ class ContainerService(Lifecycle):
         try:
             image = self.images.resolve(req.image)
         except NotFound:
-            raise NotFound(f"No such image: {_familiar(req.image)}") from None
+            raise NotFound(f"No such image: {familiar(req.image)}") from None
         image_config = self.images.config(image)
         req = with_image_volumes(req, image_config)
         volume_dirs, anonymous = self._prepare_volumes(req, cid)
@@ -155,7 +157,7 @@ class ContainerService(Lifecycle):
             if req.init:
                 opts = with_init(opts, image_config)
             if opts.privileged or "ALL" in (c.upper() for c in opts.cap_add):
-                opts = replace(opts, host_capabilities=_bounding_set())
+                opts = replace(opts, host_capabilities=bounding_set())
             opts = with_seccomp(opts, req)
             if self.net is not None and self.net.has_stack_mode(req.network_mode):
                 from dockyard.oci.spec_builder import NETWORK_SYSCTLS
@@ -340,7 +342,7 @@ class ContainerService(Lifecycle):
         if not new:
             raise InvalidArgument("Neither old nor new names may be empty")
         if new == c.name:
-            raise Conflict(f"Renaming a container with the same name as its current name")
+            raise Conflict("Renaming a container with the same name as its current name")
         if new in self._names:
             raise Conflict(f'Conflict. The container name "/{new}" is already in use by container '
                            f'"{self._names[new]}". You have to remove (or rename) that container '
@@ -569,85 +571,6 @@ def _labels_ok(labels: dict, want: tuple[str, ...] | list[str], unwanted: tuple[
         key, eq, value = spec.partition("=")
         return key in labels and (not eq or labels[key] == value)
     return all(has(w) for w in want) and not any(has(u) for u in unwanted)
-
-
-#: ``--init``: tini (Debian's tini-static, which docker.io also installs as docker-init), bound
-#: read-only into the container at docker's path and run as the process's parent.
-INIT_BINARIES = ("/usr/bin/docker-init", "/usr/bin/tini-static")
-INIT_PATH = "/sbin/docker-init"
-
-
-def with_image_volumes(req: Any, image_config: Any) -> Any:
-    """The image's ``VOLUME``s that no mount of the request covers become anonymous volumes,
-    as dockerd does (their content is copied up from the image at create)."""
-    import posixpath
-
-    from dockyard.engine.create_mounts import MountRequest
-    from dockyard.record import replace
-
-    taken = {m.destination for m in req.mounts}
-    extra = []
-    for v in image_config.config.volumes:
-        dest = posixpath.normpath("/" + v.lstrip("/"))
-        if dest == "/" or ".." in dest.split("/") or dest in taken:
-            continue
-        taken.add(dest)
-        extra.append(MountRequest(kind="volume", destination=dest, origin="image"))
-    return replace(req, mounts=(*req.mounts, *extra)) if extra else req
-
-
-def with_init(opts: Any, image_config: Any) -> Any:
-    from dockyard.oci.runtime_spec import Mount
-    from dockyard.oci.spec_builder import process_args
-    from dockyard.record import replace
-
-    binary = next((b for b in INIT_BINARIES if os.access(b, os.X_OK)), None)
-    if binary is None:
-        raise InvalidArgument("--init: no init binary found (install tini: "
-                              f"{' or '.join(INIT_BINARIES)})")
-    args = process_args(image_config, opts)
-    mount = Mount(destination=INIT_PATH, type="bind", source=os.path.realpath(binary),
-                  options=("bind", "ro"))
-    return replace(opts, entrypoint=(INIT_PATH, "--", *args), cmd=(),
-                   mounts=(*opts.mounts, mount))
-
-
-def _bounding_set() -> tuple[str, ...]:
-    """The capabilities this daemon may hand out (its bounding set): ``--privileged`` means all
-    of them, not capabilities the kernel or the daemon's own confinement does not grant."""
-    from dockyard.oci.runtime_spec import CAP_NUMBERS
-
-    mask = 0
-    with open("/proc/self/status") as f:
-        for line in f:
-            if line.startswith("CapBnd:"):
-                mask = int(line.split()[1], 16)
-    return tuple(c for c, bit in CAP_NUMBERS.items() if mask >> bit & 1)
-
-
-def with_seccomp(opts: Any, req: Any) -> Any:
-    """Docker's default: a seccomp filter for every unprivileged container (dockyard's default
-    profile, or the Docker-format one given with ``--security-opt seccomp=...``)."""
-    from dockyard.engine.seccomp_default import default_profile, from_docker_profile
-    from dockyard.oci.spec_builder import capabilities
-    from dockyard.record import replace
-
-    if opts.privileged or req.seccomp_unconfined:
-        return opts
-    caps = capabilities(opts)
-    profile = from_docker_profile(req.seccomp_profile, caps) if req.seccomp_profile else \
-        default_profile(caps)
-    return replace(opts, seccomp=profile)
-
-
-def _familiar(image: str) -> str:
-    """``nosuch`` -> ``nosuch:latest``, as dockerd names a missing image."""
-    from dockyard.oci.reference import parse_normalized
-
-    try:
-        return parse_normalized(image).familiar_string()
-    except DockyardError:
-        return image
 
 
 def _running_word(c: Container) -> str:
