@@ -130,3 +130,40 @@ def test_a_crashed_loads_staging_is_removed_by_the_next_load(svc, other, tmp_pat
     other.load(io.BytesIO(saved(svc, ["base:1"], "oci")))
     assert staged_dirs(other) == []
     assert_consistent(other)
+
+
+def _layer(n: int) -> bytes:
+    return tar_bytes([("dir", "d")] + [("file", f"d/f{i}", bytes([i]) * 3000) for i in range(n)])
+
+
+def test_a_feed_is_extracted_behind_its_writer_and_handed_over_after_the_commit(svc, tmp_path):
+    from dockyard.oci.digest import Digest
+
+    data = _layer(20)
+    path = tmp_path / "ingest-data"
+    with staging.Stager(svc) as st, open(path, "wb", buffering=0) as w:
+        feed = st.start(str(path), len(data))
+        for i in range(0, len(data), 4096):  # the worker waits for each piece
+            w.write(data[i:i + 4096])
+            feed.wrote(len(data[i:i + 4096]))
+        assert st.take(Digest.of_bytes(data)) is None  # not committed: nothing to hand over
+        st.committed(feed, Digest.of_bytes(data))
+        tree = st.take(Digest.of_bytes(data))
+        assert tree is not None and tree.diff_id == tree.digest == Digest.of_bytes(data)
+        assert sorted(os.listdir(os.path.join(tree.path, "d"))) == sorted(f"f{i}" for i in range(20))
+        assert tree.size == 20 * 3000
+    assert staged_dirs(svc) == []
+
+
+def test_an_abandoned_feed_stops_its_worker_and_leaves_nothing(svc, tmp_path):
+    from dockyard.oci.digest import Digest
+
+    data = _layer(50)
+    path = tmp_path / "ingest-data"
+    with staging.Stager(svc) as st, open(path, "wb", buffering=0) as w:
+        feed = st.start(str(path), len(data))
+        w.write(data[:len(data) // 2])
+        feed.wrote(len(data) // 2)  # the worker extracts what it can, then waits
+        st.abandon(feed)  # the writer failed: the worker stops, its tree is dropped
+        assert st.take(Digest.of_bytes(data)) is None
+    assert staged_dirs(svc) == []

@@ -102,11 +102,13 @@ class Feed:
             self._cond.notify_all()
 
     def finish(self, digest: Digest) -> None:
+        """The writer committed the blob: every byte is written and verified as ``digest``."""
         with self._cond:
             self._digest = digest
             self._cond.notify_all()
 
     def abandon(self) -> None:
+        """The reader must stop: its next wait raises ``Abandoned`` (also after ``finish``)."""
         with self._cond:
             self._abandoned = True
             self._cond.notify_all()
@@ -237,9 +239,10 @@ class Stager:
         return fut.result()
 
     def close(self) -> None:
-        """Abandon the blobs not committed, wait for the workers (those not started are
-        cancelled), remove every tree not taken."""
-        for feed in list(self._feeds):
+        """Stop every extraction still running (a blob not committed, or one no image turned
+        out to need), wait for the workers (those not started are cancelled), remove every
+        tree not taken."""
+        for feed, _ in self._jobs:  # a worker still extracting stops at its next read
             feed.abandon()
         interrupted: BaseException | None = None
         while True:
