@@ -67,6 +67,7 @@ class Networking:
         self._fw_lock = asyncio.Lock()
         self._applied = ""  # the table text last applied
         self._listening: set[str] = set()
+        self._dns_lock = asyncio.Lock()
         self.ports: dict[str, Any] = {}  # container id -> PortHolder
         self.published: dict[str, tuple] = {}  # container id -> bound PortBindings
 
@@ -80,7 +81,12 @@ class Networking:
         target = network_name(req.network_mode)
         if target is None:
             return []
-        net = self.networks.get(target)
+        try:
+            net = self.networks.get(target)
+        except NotFound as e:
+            # 400, not 404: the docker CLI takes a 404 from create for a missing image and
+            # tries to pull it (dockerd reports the unknown network as an invalid parameter)
+            raise InvalidArgument(f"create container {name}: {e}") from None
         if net.driver != "bridge":
             raise InvalidArgument(f"network {net.name}: containers join a {net.driver} network "
                                   f"with --network {net.driver}")
@@ -240,7 +246,11 @@ class Networking:
             if net.name == "bridge" or not ep.ip:
                 continue
             self.resolver.set(net.id, [c.name, c.id[:12], *ep.aliases], ep.ip)
-            if self.dns is not None and net.id not in self._listening:
+            if self.dns is None:
+                continue
+            async with self._dns_lock:  # concurrent starts on one network: one listener
+                if net.id in self._listening:
+                    continue
                 try:
                     await self.dns.listen(net.id, net.gateway, 53, forward=not net.internal)
                     self._listening.add(net.id)
