@@ -27,14 +27,12 @@ transaction, so any error records nothing (the blobs stay for GC; snapshots made
 from __future__ import annotations
 
 import contextlib
-import io
 import json
-import os
 import secrets
-import stat
 
 from dockyard.archive.compression import NONE, detect_compression
 from dockyard.errors import DockyardError, InvalidArgument, NotFound
+from dockyard.image.load_input import MemberData, open_input, plain_file
 from dockyard.image.staging import Stager
 from dockyard.oci import image_spec as spec
 from dockyard.oci.digest import Digest
@@ -46,10 +44,8 @@ if TYPE_CHECKING:
     import tarfile
     from typing import BinaryIO
 
-    from dockyard.archive.reader import Forward
-    from dockyard.image.staging import Feed
-
     from dockyard.image.service import ImageService, LayerBlob, Prepared
+    from dockyard.image.staging import Feed
 
 CHUNK = 1 << 20
 SMALL_LIMIT = spec.MAX_DOCUMENT_SIZE  # one metadata member in memory
@@ -87,114 +83,7 @@ class Image(Record):
     tags: tuple[Reference, ...]
 
 
-# ---------------------------------------------------------------------------- input
-
-
-class _Prefixed:
-    """A stream with its first bytes already read (to sniff the compression) put back."""
-
-    def __init__(self, head: bytes, raw: BinaryIO) -> None:
-        self._head, self._raw = head, raw
-
-    def read(self, n: int = -1) -> bytes:
-        if self._head:
-            if n is None or n < 0:
-                b, self._head = self._head + self._raw.read(), b""
-                return b
-            b, self._head = self._head[:n], self._head[n:]
-            return b
-        return self._raw.read(n)
-
-    def readinto(self, buf: bytearray | memoryview) -> int:
-        b = self.read(len(buf))
-        buf[:len(b)] = b
-        return len(b)
-
-    def readable(self) -> bool:
-        return True
-
-    def close(self) -> None:  # the caller owns the stream
-        pass
-
-    @property
-    def closed(self) -> bool:
-        return False
-
-
-class _Range:
-    """A member's data, read straight from the archive: by offset from its file (``pread``), or
-    from the ``Forward`` stream tarfile parses the headers of (no tarfile buffers either way)."""
-
-    def __init__(self, fd: int | None, fwd: Forward | None, offset: int, size: int,
-                 name: str) -> None:
-        self._fd, self._fwd, self._offset, self._left, self._name = fd, fwd, offset, size, name
-
-    def read(self, n: int = -1) -> bytes:
-        n = self._left if n is None or n < 0 else min(n, self._left)
-        if not n:
-            return b""
-        if self._fd is not None:
-            b = os.pread(self._fd, n, self._offset)
-        else:
-            assert self._fwd is not None and self._fwd.tell() == self._offset
-            b = self._fwd.read(n)
-        if not b:
-            raise _fail(f"the archive is truncated inside {self._name!r}")
-        self._offset += len(b)
-        self._left -= len(b)
-        return b
-
-
-def _plain_file(stream: BinaryIO) -> int | None:
-    """The fd of ``stream`` when it is a regular file holding an uncompressed tar from its
-    current offset: members are then read by offset, tarfile only parses headers."""
-    try:
-        fd = stream.fileno()
-        if not stat.S_ISREG(os.fstat(fd).st_mode):
-            return None
-        start = stream.tell()
-        head = os.pread(fd, 6, start)
-    except (AttributeError, OSError, ValueError, io.UnsupportedOperation):
-        return None
-    return fd if detect_compression(head) == NONE else None
-
-
-def open_input(stream: BinaryIO) -> tuple[BinaryIO, object]:
-    """The archive's tar bytes: gzip (and zstd, xz, bzip2) detected by magic, else as is.
-    Returns the reader and the decompressor to close (or None)."""
-    head = b""
-    while len(head) < 6:
-        b = stream.read(6 - len(head))
-        if not b:
-            break
-        head += b
-    src = _Prefixed(head, stream)
-    kind = detect_compression(head)
-    if kind == "gzip":
-        try:
-            from isal import igzip_threaded
-
-            dec = igzip_threaded.open(src, "rb", threads=1)
-        except ImportError:  # pragma: no cover - isal is a dependency
-            import gzip
-
-            dec = gzip.GzipFile(fileobj=src, mode="rb")  # type: ignore[arg-type]
-    elif kind == "zstd":
-        import zstandard
-
-        dec = zstandard.ZstdDecompressor().stream_reader(src, read_across_frames=True,
-                                                         closefd=False)
-    elif kind == "xz":
-        import lzma
-
-        dec = lzma.LZMAFile(src)  # type: ignore[arg-type]
-    elif kind == "bzip2":
-        import bz2
-
-        dec = bz2.BZ2File(src)  # type: ignore[arg-type]
-    else:
-        return src, None  # type: ignore[return-value]
-    return dec, dec
+# ---------------------------------------------------------------------------- names
 
 
 def clean_path(name: str, what: str) -> str:
@@ -263,14 +152,14 @@ class Archive:
         from dockyard.archive.reader import Forward, members, open_tar
 
         limits = Limits(max_entries=MAX_MEMBERS)
-        fd = _plain_file(stream)
+        fd = plain_file(stream)
         src, dec = (stream, None) if fd is not None else open_input(stream)
         fwd = None if fd is not None else Forward(src)
         try:
             tar = open_tar(src if fwd is None else fwd, limits, seekable=True)  # type: ignore[arg-type]
             try:
                 for m in members(tar, limits):
-                    self._member(m, _Range(fd, fwd, m.offset_data, m.size, m.name))
+                    self._member(m, MemberData(fd, fwd, m.offset_data, m.size, m.name))
             finally:
                 tar.close()
         except InvalidArgument as e:
@@ -294,7 +183,7 @@ class Archive:
         if not self.small and not self.blobs:
             raise _fail("the archive is empty")
 
-    def _member(self, m: tarfile.TarInfo, f: _Range) -> None:
+    def _member(self, m: tarfile.TarInfo, f: MemberData) -> None:
         path = clean_path(m.name, "archive member")
         if m.isdir() or not path:
             return
