@@ -133,6 +133,9 @@ class ImageService:
             snapshotter = open_snapshotter(store, db.snapshots, driver="auto")
             snapshotter.cleanup_incomplete()
             db.leases.delete_expired()
+            from dockyard.image.staging import remove_stale
+
+            remove_stale(store.tmp)  # layers a crashed load was extracting
         except BaseException:
             if db is not None:
                 db.close()
