@@ -1,4 +1,4 @@
-.PHONY: deps test unit integration interop demo bench bench-engine clean
+.PHONY: deps test unit integration interop demo bench bench-engine bench-network clean
 
 VENV   := .venv
 PYTEST := $(VENV)/bin/pytest -q -rfEs
@@ -30,6 +30,10 @@ bench: deps
 # by hand only (root; private dockerd and podman): bench/engine/README
 bench-engine: deps
 	bash bench/engine/run.sh
+
+# by hand only (root; private dockerd and podman, iperf3): bench/network/README
+bench-network: deps
+	bash bench/network/run.sh
 
 clean:
 	rm -rf $(VENV) build src/*.egg-info .pytest_cache
