@@ -292,6 +292,8 @@ def test_internal_network_has_no_way_out(net: Net, www: Path) -> None:
         web(net, www, "outweb", "--network", "outer", "-p", "80")
         port = host_port(net, "outweb")
         reaches(net, "outer", f"http://{gateway(net, 'outer')}:{port}/")
+        assert host_fetch(f"http://{gateway(net, 'outer')}:{port}/") == PAGE
+        assert host_fetch(f"http://127.0.0.1:{port}/") == PAGE
         blocked(net, "inner", f"http://{gateway(net, 'outer')}:{port}/")
         blocked(net, "inner", f"http://{gateway(net, 'inner')}:{port}/")
         blocked(net, "inner", f"http://{ip_on(net, 'outweb', 'outer')}/")
@@ -402,11 +404,16 @@ def test_link_on_the_default_bridge(net: Net, www: Path) -> None:
         hosts = client(net, "bridge", "cat", "/etc/hosts", extra=("--link", "mysql:db")).stdout
         line = next((ln for ln in hosts.splitlines() if ln.startswith(addr)), "")
         assert "db" in line.split() and "mysql" in line.split(), hosts
+        # --dns 127.0.0.1: a lookup that reached DNS would stay inside the container (the
+        # default bridge's resolv.conf names the host's resolvers: never asked here)
+        local_dns = ("--dns", "127.0.0.1")
         p = client(net, "bridge", "sh", "-c", "timeout 10 wget -qO- http://db/; exit $?",
-                   extra=("--link", "mysql:db"))
+                   extra=("--link", "mysql:db", *local_dns))
         assert p.returncode == 0 and p.stdout == PAGE, p
         # without the link, the default bridge has no names
-        blocked(net, "bridge", "http://mysql/")
+        p = client(net, "bridge", "sh", "-c", "timeout 3 wget -qO- http://mysql/; exit $?",
+                   extra=local_dns)
+        assert p.returncode != 0 and PAGE not in p.stdout, p
     finally:
         rm(net, "mysql")
 
