@@ -256,6 +256,20 @@ def test_published_ports(net: Net, www: Path) -> None:
         assert host_fetch(f"http://{gw}:{p_all}/") == PAGE
         ps = docker(net, "ps", "--filter", "name=pall", "--format", "{{.Ports}}").stdout
         assert f":{p_all}->80/tcp" in ps, ps
+        # a port bound to 127.0.0.1 is not published on the bridge's address
+        with pytest.raises(OSError):
+            urllib.request.urlopen(f"http://{gw}:{local[0]}/", timeout=2)
+        # stopped: the port and the veth are gone; started again: both back, same address
+        addr = ip_on(net, "pub", "bridge")
+        veths = net.veths()
+        docker(net, "stop", "-t", "1", "pub")
+        with pytest.raises(OSError):
+            urllib.request.urlopen(f"http://127.0.0.1:{fixed}/", timeout=2)
+        assert len(net.veths()) == len(veths) - 1
+        docker(net, "start", "pub")
+        assert host_fetch(f"http://127.0.0.1:{fixed}/") == PAGE
+        assert ip_on(net, "pub", "bridge") == addr
+        reaches(net, "np", f"http://{gw}:{fixed}/")
     finally:
         rm(net, "pub", "pall", "tmpl")
         docker(net, "rmi", "exposes80", check=False)
