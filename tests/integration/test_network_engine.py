@@ -192,6 +192,19 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+def free_pair() -> int:
+    """A free port whose successor is free too."""
+    for _ in range(50):
+        first = free_port()
+        try:
+            with socket.socket() as s:
+                s.bind(("127.0.0.1", first + 1))
+            return first
+        except OSError:
+            continue
+    raise AssertionError("no two consecutive free ports")
+
+
 def host_port(net: Net, ref: str, spec: str = "80/tcp") -> int:
     lines = docker(net, "port", ref, spec).stdout.split()
     return int(lines[0].rsplit(":", 1)[1])
@@ -276,6 +289,21 @@ def test_published_ports(net: Net, www: Path) -> None:
         docker(net, "network", "rm", "np")
     with pytest.raises(OSError):
         urllib.request.urlopen(f"http://127.0.0.1:{fixed}/", timeout=2)
+
+
+def test_published_port_range(net: Net, www: Path) -> None:
+    first = free_pair()
+    try:
+        docker(net, "run", "-d", "--name", "ranged", "-p", f"127.0.0.1:{first}-{first + 1}:80-81",
+               "-v", f"{www}:/www:ro", "busybox", "sh", "-c",
+               "httpd -p 81 -h /www; exec httpd -f -p 80 -h /www")
+        ports = docker(net, "port", "ranged").stdout
+        assert f"80/tcp -> 127.0.0.1:{first}" in ports and \
+            f"81/tcp -> 127.0.0.1:{first + 1}" in ports, ports
+        assert host_fetch(f"http://127.0.0.1:{first}/") == PAGE
+        assert host_fetch(f"http://127.0.0.1:{first + 1}/") == PAGE
+    finally:
+        rm(net, "ranged")
 
 
 def test_user_networks_are_isolated(net: Net, www: Path) -> None:
