@@ -412,6 +412,39 @@ def test_network_connect_and_disconnect_of_a_running_container(net: Net, www: Pa
         docker(net, "network", "rm", "ca", "cb")
 
 
+def test_connect_before_start_and_other_modes(net: Net, www: Path) -> None:
+    """A created container connected to a second network starts with both; ``container:``
+    shares a namespace; ``none`` has only ``lo``; --mac-address; network inspect lists it."""
+    docker(net, "network", "create", "ma")
+    docker(net, "network", "create", "mb")
+    try:
+        docker(net, "create", "--name", "two", "--network", "ma", "--mac-address",
+               "02:42:de:ad:be:ef", "-v", f"{www}:/www:ro", "busybox", "httpd", "-f", "-p", "80",
+               "-h", "/www")
+        docker(net, "network", "connect", "mb", "two")
+        docker(net, "start", "two")
+        ifaces = docker(net, "exec", "two", "ip", "-o", "link").stdout
+        assert "eth0" in ifaces and "eth1" in ifaces and "02:42:de:ad:be:ef" in ifaces, ifaces
+        routes = docker(net, "exec", "two", "ip", "route").stdout
+        assert [ln.split()[:3] for ln in routes.splitlines() if ln.startswith("default")] == \
+            [["default", "via", gateway(net, "ma")]], routes
+        reaches(net, "ma", "http://two/")
+        reaches(net, "mb", "http://two/")
+        listed = docker(net, "network", "inspect", "-f",
+                        "{{range .Containers}}{{.Name}} {{.IPv4Address}}{{end}}", "mb").stdout
+        assert listed.split()[0] == "two" and listed.split()[1].startswith(
+            ip_on(net, "two", "mb") + "/"), listed
+        shared = client(net, "container:two", "sh", "-c",
+                        "timeout 10 wget -qO- http://127.0.0.1/; exit $?")
+        assert shared.returncode == 0 and shared.stdout == PAGE, shared
+        alone = client(net, "none", "ip", "-o", "link")
+        assert alone.returncode == 0 and [ln.split()[1] for ln in alone.stdout.splitlines()] \
+            == ["lo:"], alone.stdout
+    finally:
+        rm(net, "two")
+        docker(net, "network", "rm", "ma", "mb")
+
+
 def test_host_files(net: Net) -> None:
     """--add-host, --dns, --dns-search, --dns-option and --hostname in the container's files.
     On a user network the one nameserver is the network's embedded DNS (Docker: 127.0.0.11)."""

@@ -149,6 +149,7 @@ class Networking:
         await self._release_kernel(c)
         await loop.run_in_executor(None, netns.create, path)
         ifaces: dict[str, str] = {}
+        routed = False  # one default route: via the first network that is not --internal
         try:
             for i, att in enumerate(attachments):
                 net, ep = att.network, att.endpoint
@@ -158,10 +159,11 @@ class Networking:
                 await loop.run_in_executor(None, _ensure_bridge, net.bridge,
                                            f"{net.gateway}/{prefix}")
                 host_if = driver.host_ifname()
+                via = None if net.internal or routed else net.gateway
+                routed = routed or via is not None
                 await loop.run_in_executor(
                     None, lambda: driver.connect(path, net.bridge, host_if, f"{ep.ip}/{prefix}",
-                                                 None if net.internal else net.gateway,
-                                                 ep.mac or None, ifname=f"eth{i}"))
+                                                 via, ep.mac or None, ifname=f"eth{i}"))
                 ifaces[net.id] = host_if
                 if c.host_config.get("PortBindings") or c.req.publish_all_ports:
                     await loop.run_in_executor(None, driver.hairpin, host_if, True)
