@@ -518,6 +518,30 @@ def test_connectivity_survives_daemon_kill9_and_restart(net: Net, www: Path) -> 
         docker(net, "network", "rm", "surv")
 
 
+def test_network_connect_survives_daemon_restart(net: Net, www: Path) -> None:
+    """A second network connected while running keeps its veth and name through a kill -9 and
+    restart, and can be disconnected afterwards."""
+    docker(net, "network", "create", "ra")
+    docker(net, "network", "create", "rb")
+    try:
+        web(net, www, "dual", "--network", "ra")
+        docker(net, "network", "connect", "rb", "dual")
+        reaches(net, "rb", "http://dual/")
+        net.d.kill9()
+        net.d.restart()
+        reaches(net, "ra", "http://dual/")
+        reaches(net, "rb", "http://dual/")
+        docker(net, "network", "disconnect", "rb", "dual")
+        ifaces = docker(net, "exec", "dual", "ip", "-o", "link").stdout
+        assert "eth1" not in ifaces, ifaces
+        blocked(net, "rb", "http://dual/")
+        docker(net, "network", "connect", "rb", "dual")
+        reaches(net, "rb", "http://dual/")
+    finally:
+        rm(net, "dual")
+        docker(net, "network", "rm", "ra", "rb")
+
+
 # ------------------------------------------------------------------------------ acceptance 2
 
 @pytest.mark.parametrize(("args", "message"), [
