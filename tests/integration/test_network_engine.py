@@ -93,10 +93,18 @@ class Net:
                 _nft_table(self.table))
 
 
+#: The daemon's default bridge and its pool for networks created without --subnet: ranges no
+#: other test uses. Daemons of concurrent test runs each pick from Docker's default pools what no
+#: host route covers yet, and a user network's bridge (with its route) appears only at its first
+#: container's start: two daemons could otherwise give two bridges one subnet.
+CONFIG = {"log-level": "info", "bip": "10.230.0.1/24",
+          "default-address-pools": [{"base": "10.232.0.0/16", "size": 24}]}
+
+
 @pytest.fixture(scope="module")
 def net(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Net]:
     """The module's daemon (busybox loaded); after it stopped, nothing of its network stays."""
-    with running_daemon(tmp_path_factory.mktemp("netd"), busybox=True) as d:
+    with running_daemon(tmp_path_factory.mktemp("netd"), busybox=True, config=CONFIG) as d:
         n = Net(d)
         try:
             yield n
@@ -219,6 +227,7 @@ def rm(net: Net, *refs: str) -> None:
 def test_containers_reach_each_other_by_name_and_alias(net: Net, www: Path) -> None:
     docker(net, "network", "create", "na")
     try:
+        assert gateway(net, "na").startswith("10.232.")  # the daemon's default-address-pools
         web(net, www, "web", "--network", "na", "--network-alias", "site")
         reaches(net, "na", "http://web/")
         reaches(net, "na", "http://site/")
@@ -254,6 +263,7 @@ def test_published_ports(net: Net, www: Path) -> None:
         assert len(local) == 1 and local[0] != fixed, ports
         assert host_fetch(f"http://127.0.0.1:{local[0]}/") == PAGE
         gw = gateway(net, "bridge")
+        assert gw == "10.230.0.1"  # the daemon's bip
         assert host_fetch(f"http://127.0.0.1:{fixed}/") == PAGE
         assert host_fetch(f"http://{gw}:{fixed}/") == PAGE
         assert docker(net, "inspect", "-f", "{{json .NetworkSettings.Ports}}",
@@ -348,7 +358,7 @@ def test_internal_network_has_no_way_out(net: Net, www: Path) -> None:
 
 
 def test_concurrent_starts_get_unique_addresses_and_reuse(net: Net) -> None:
-    docker(net, "network", "create", "--subnet", "10.201.0.0/24", "many")
+    docker(net, "network", "create", "--subnet", "10.233.0.0/24", "many")
     names = [f"c{i:02d}" for i in range(30)]
     errors: list[str] = []
 
@@ -545,13 +555,13 @@ def test_network_connect_survives_daemon_restart(net: Net, www: Path) -> None:
 # ------------------------------------------------------------------------------ acceptance 2
 
 @pytest.mark.parametrize(("args", "message"), [
-    (("--subnet", "10.203.0.0/16"), "overlap"),
-    (("--subnet", "10.203.1.300/24"), "invalid"),
-    (("--subnet", "10.203.0.0/33"), "invalid"),
-    (("--subnet", "10.204.0.0/24", "--gateway", "10.205.0.1"), "gateway"),
+    (("--subnet", "10.234.0.0/16"), "overlap"),
+    (("--subnet", "10.234.1.300/24"), "invalid"),
+    (("--subnet", "10.234.0.0/33"), "invalid"),
+    (("--subnet", "10.235.0.0/24", "--gateway", "10.236.0.1"), "gateway"),
 ])
 def test_bad_network_create(net: Net, args: tuple[str, ...], message: str) -> None:
-    docker(net, "network", "create", "--subnet", "10.203.0.0/24", "base")
+    docker(net, "network", "create", "--subnet", "10.234.0.0/24", "base")
     try:
         before = net.state()
         p = docker(net, "network", "create", *args, "bad", check=False)
@@ -576,18 +586,18 @@ def test_run_on_unknown_network(net: Net) -> None:
 
 
 def test_ip_outside_the_subnet(net: Net) -> None:
-    docker(net, "network", "create", "--subnet", "10.206.0.0/24", "fixed")
+    docker(net, "network", "create", "--subnet", "10.237.0.0/24", "fixed")
     try:
         before = net.state()
-        p = docker(net, "run", "--rm", "--network", "fixed", "--ip", "10.207.0.5", "busybox",
+        p = docker(net, "run", "--rm", "--network", "fixed", "--ip", "10.238.0.5", "busybox",
                    "true", check=False)
         assert p.returncode == 125, p
-        assert "10.207.0.5" in p.stderr, p.stderr
+        assert "10.238.0.5" in p.stderr, p.stderr
         assert net.state() == before
         # inside it, --ip is honoured
         p = client(net, "fixed", "ip", "-o", "-4", "addr", "show", "eth0",
-                   extra=("--ip", "10.206.0.77"))
-        assert "10.206.0.77/24" in p.stdout, p
+                   extra=("--ip", "10.237.0.77"))
+        assert "10.237.0.77/24" in p.stdout, p
     finally:
         docker(net, "network", "rm", "fixed")
 
