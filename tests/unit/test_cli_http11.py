@@ -15,9 +15,13 @@ def _answer(raw: bytes, method: str = "GET") -> Response:
     a, b = socket.socketpair()
 
     def feed() -> None:
-        for i in range(0, len(raw), 7):  # in small pieces: every boundary is crossed
-            b.sendall(raw[i:i + 7])
-        b.close()
+        try:
+            for i in range(0, len(raw), 7):  # in small pieces: every boundary is crossed
+                b.sendall(raw[i:i + 7])
+        except OSError:
+            pass  # the reader stopped early (an error answer): nothing more to send
+        finally:
+            b.close()
 
     threading.Thread(target=feed, daemon=True).start()
     return Response(a, method)
