@@ -33,6 +33,8 @@ import time
 from dockyard.engine.exec_request import (
     DEFAULT_DETACH_KEYS, DetachScanner, ExecConfig, detach_key_bytes, exec_env,
     parse_console_size, parse_exec_config, process_spec, start_error)
+from dockyard.engine.create_opts import bounding_set
+from dockyard.engine.exec_io import FdReader, wait_child, write_fd
 from dockyard.errors import Conflict, DockyardError, NotFound
 
 TYPE_CHECKING = False
@@ -237,7 +239,7 @@ class ExecService:
             env = exec_env(list(base.get("env") or ()), cfg.env, tty=cfg.tty,
                            config_env=list(c.config.get("Env") or ()))
             return process_spec(base, cfg, env=env, user=user, console_size=console_size,
-                                all_caps=_bounding_set() if cfg.privileged else ())
+                                all_caps=bounding_set() if cfg.privileged else ())
 
         spec = await asyncio.get_running_loop().run_in_executor(None, build)
         path = f"{tmp}/process.json"
@@ -261,18 +263,6 @@ class ExecService:
         self.svc.publish(s.container, "exec_die", execID=s.id, exitCode=str(code))
         if not s.done.done():
             s.done.set_result(code)
-
-
-def _bounding_set() -> tuple[str, ...]:
-    """``Privileged``: every capability the daemon itself may hand out (its bounding set)."""
-    from dockyard.oci.runtime_spec import CAP_NUMBERS
-
-    mask = 0
-    with open("/proc/self/status") as f:
-        for line in f:
-            if line.startswith("CapBnd:"):
-                mask = int(line.split()[1], 16)
-    return tuple(c for c, bit in CAP_NUMBERS.items() if mask >> bit & 1)
 
 
 def execs_of(svc) -> ExecService:  # noqa: ANN001 - ContainerService
@@ -302,60 +292,6 @@ def _check_running(c: Container) -> None:
 # ------------------------------------------------------------------ one run of the runtime
 
 
-class _FdReader:
-    """Chunks from a non-blocking fd (pipe or pty master) through the event loop; ``b""`` at
-    EOF (a pty master's EIO: every slave closed). Reading pauses while chunks wait unread."""
-
-    MAX_QUEUED = 16
-
-    def __init__(self, fd: int, *, owned: bool = True) -> None:
-        os.set_blocking(fd, False)
-        self.fd = fd
-        self.owned = owned
-        self._loop = asyncio.get_running_loop()
-        self._queue: asyncio.Queue[bytes] = asyncio.Queue()
-        self._watching = False
-        self._eof = False
-        self._watch()
-
-    def _watch(self) -> None:
-        if not self._watching and not self._eof and self.fd >= 0:
-            self._loop.add_reader(self.fd, self._readable)
-            self._watching = True
-
-    def _unwatch(self) -> None:
-        if self._watching:
-            self._loop.remove_reader(self.fd)
-            self._watching = False
-
-    def _readable(self) -> None:
-        try:
-            data = os.read(self.fd, 65536)
-        except BlockingIOError:
-            return
-        except OSError:
-            data = b""
-        if not data:
-            self._eof = True
-            self._unwatch()
-        elif self._queue.qsize() >= self.MAX_QUEUED:
-            self._unwatch()
-        self._queue.put_nowait(data)
-
-    async def read(self) -> bytes:
-        if self._eof and self._queue.empty():
-            return b""
-        data = await self._queue.get()
-        self._watch()
-        return data
-
-    def close(self) -> None:
-        self._unwatch()
-        if self.owned and self.fd >= 0:
-            os.close(self.fd)
-        self.fd = -1
-
-
 class _Run:
     """The runtime process of one exec start and the pumps around it.
 
@@ -382,8 +318,8 @@ class _Run:
         self._stderr = bytearray()
         self._listener: socket.socket | None = None
         self._stdin_w = -1
-        self._out: _FdReader | None = None
-        self._err: _FdReader | None = None
+        self._out: FdReader | None = None
+        self._err: FdReader | None = None
 
     async def launch(self) -> None:
         s, cfg = self.s, self.s.config
@@ -411,10 +347,10 @@ class _Run:
             if attached and not cfg.tty:
                 r, stdout = os.pipe2(os.O_CLOEXEC)
                 child.append(stdout)
-                self._out = _FdReader(r)
+                self._out = FdReader(r)
             r, stderr = os.pipe2(os.O_CLOEXEC)
             child.append(stderr)
-            self._err = _FdReader(r)
+            self._err = FdReader(r)
             self.proc = await asyncio.create_subprocess_exec(
                 *rt.argv(*args), stdin=stdin, stdout=stdout, stderr=stderr,
                 start_new_session=True)
@@ -467,7 +403,7 @@ class _Run:
         except (ConnectionError, RuntimeError):
             self.output = None  # the client went away; the process runs on
 
-    async def _read_until_done(self, reader: _FdReader,
+    async def _read_until_done(self, reader: FdReader,
                                handle: Callable[[bytes], Awaitable[None]]) -> None:
         """Read chunks until EOF; once the runtime exited, stop when nothing comes for a while
         (a background child may hold the output open)."""
@@ -509,7 +445,7 @@ class _Run:
                     if data:
                         await self.s.master_ready.wait()
                         if self.s.master >= 0:
-                            await _write_fd(self.s.master, data)
+                            await write_fd(self.s.master, data)
                     self.output = None
                     self.detached.set()
                     return
@@ -525,9 +461,9 @@ class _Run:
                     await self.s.master_ready.wait()
                     if self.s.master < 0:
                         return
-                    await _write_fd(self.s.master, data)
+                    await write_fd(self.s.master, data)
                 elif self._stdin_w >= 0:
-                    await _write_fd(self._stdin_w, data)
+                    await write_fd(self._stdin_w, data)
             except OSError:
                 return  # the process closed its stdin or exited
 
@@ -568,7 +504,7 @@ class _Run:
             self.s.master_ready.set()
         if self.s.master < 0:
             return
-        reader = _FdReader(self.s.master, owned=False)  # closed by the session's end
+        reader = FdReader(self.s.master, owned=False)  # closed by the session's end
         try:
             await self._read_until_done(reader, lambda d: self._send(STDOUT, d))
         finally:
@@ -591,7 +527,7 @@ class _Run:
         try:
             rc = await proc.wait()
             if self.s.config.tty and rc == 0 and await self.decided:
-                rc = await _wait_child(self.s.pid)
+                rc = await wait_child(self.s.pid)
             self.exited.set()
             await asyncio.gather(*pumps, return_exceptions=True)
             started = await self.decided
@@ -626,45 +562,6 @@ class _Run:
                 await out(STDOUT, (self.error + "\r\n").encode())
             except (ConnectionError, RuntimeError):
                 pass
-
-
-async def _wait_child(pid: int) -> int:
-    """The exit code of ``pid``, a process the daemon inherited (it is a subreaper) from a
-    runtime's ``exec --detach``: a pidfd tells the exit, ``waitid`` reaps it."""
-    try:
-        fd = os.pidfd_open(pid)
-    except OSError as e:
-        log.error("exec process %d: cannot watch it: %s", pid, e.strerror)
-        return 255
-    loop = asyncio.get_running_loop()
-    try:
-        gone = loop.create_future()
-        loop.add_reader(fd, lambda: gone.done() or gone.set_result(None))
-        try:
-            await gone
-        finally:
-            loop.remove_reader(fd)
-        try:
-            r = os.waitid(os.P_PIDFD, fd, os.WEXITED)
-        except ChildProcessError:
-            log.error("exec process %d is not the daemon's child: its exit code is unknown", pid)
-            return 255
-        if r is None:
-            return 255
-        return r.si_status if r.si_code == os.CLD_EXITED else 128 + r.si_status
-    finally:
-        os.close(fd)
-
-
-async def _write_fd(fd: int, data: bytes) -> None:
-    view = memoryview(data)
-    while view:
-        try:
-            n = os.write(fd, view)
-        except BlockingIOError:
-            await asyncio.sleep(_POLL)
-            continue
-        view = view[n:]
 
 
 __all__ = ["DEFAULT_DETACH_KEYS", "DetachScanner", "ExecConfig", "ExecService", "ExecSession",
