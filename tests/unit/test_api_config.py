@@ -11,7 +11,8 @@ import pytest
 pytest.importorskip("aiohttp")
 
 from dockyard.api.app import check_version  # noqa: E402
-from dockyard.api.images import _bool, parse_filters  # noqa: E402
+from dockyard.api.body import query_bool as _bool  # noqa: E402
+from dockyard.api.images import parse_filters  # noqa: E402
 from dockyard.daemon.config import Listener, build_config, parse_host  # noqa: E402
 from dockyard.errors import InvalidArgument  # noqa: E402
 

@@ -22,6 +22,7 @@ import json
 from aiohttp import web
 
 from dockyard.api.app import services
+from dockyard.api.body import query_bool
 from dockyard.api.errors import json_response
 from dockyard.engine import files
 from dockyard.errors import InvalidArgument, NotFound, NotImplemented
@@ -36,10 +37,6 @@ if TYPE_CHECKING:
 
 STAT_HEADER = "X-Docker-Container-Path-Stat"
 _TAR = "application/x-tar"
-
-
-def _bool(text: str | None) -> bool:
-    return text is not None and text.strip().lower() not in ("", "0", "false", "no")
 
 
 def _view(request: web.Request, name: str, *, pause: bool | None = None) -> Any:
@@ -144,8 +141,8 @@ async def put_archive(request: web.Request) -> web.Response:
     loop = asyncio.get_running_loop()
     async with _view(request, name) as view:
         await _in_thread(files.extract_to, view.rootfs, path, _Body(loop, request),
-                         no_overwrite_dir_non_dir=_bool(request.query.get("noOverwriteDirNonDir")),
-                         copy_uid_gid=_bool(request.query.get("copyUIDGID")), user=_user(view),
+                         no_overwrite_dir_non_dir=query_bool(request.query.get("noOverwriteDirNonDir")),
+                         copy_uid_gid=query_bool(request.query.get("copyUIDGID")), user=_user(view),
                          read_only=bool(view.read_only), container=name)
     return web.Response(status=200)
 
@@ -204,7 +201,7 @@ async def commit_container(request: web.Request) -> web.Response:
     config = parse_container_config(raw, "Config") if raw else None
     pause = q.get("pause")
     svc = services(request)
-    async with _view(request, name, pause=pause is None or _bool(pause)) as view:
+    async with _view(request, name, pause=pause is None or query_bool(pause)) as view:
         base = getattr(view, "config", None)
         container_config = parse_container_config(base, "Config") if isinstance(base, dict) else None
         image_id = await svc.call(

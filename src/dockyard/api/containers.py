@@ -13,6 +13,7 @@ import time
 from aiohttp import web
 
 from dockyard.api.app import api_version, services
+from dockyard.api.body import query_bool, read_object
 from dockyard.api.errors import json_response
 from dockyard.errors import DockyardError, InvalidArgument, NotFound
 
@@ -28,10 +29,7 @@ def _svc(request: web.Request) -> ContainerService:
 
 
 def qbool(request: web.Request, key: str, default: bool = False) -> bool:
-    v = request.query.get(key)
-    if v is None:
-        return default
-    return v.strip().lower() not in ("", "0", "false", "no")
+    return query_bool(request.query.get(key), default)
 
 
 def qint(request: web.Request, key: str, default: int | None = None) -> int | None:
@@ -393,15 +391,7 @@ async def stats(request: web.Request) -> web.StreamResponse:
 
 
 async def update(request: web.Request) -> web.Response:
-    from dockyard.leanjson import loads
-
-    body = await request.read()
-    try:
-        data = loads(body.decode() or "{}")
-    except ValueError as e:
-        raise InvalidArgument(f"invalid JSON: {e}") from None
-    if not isinstance(data, dict):
-        raise InvalidArgument("invalid JSON: expected an object")
+    data = await read_object(request)
     warnings = await _svc(request).update(request.match_info["id"], data)
     return json_response({"Warnings": warnings})
 

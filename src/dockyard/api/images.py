@@ -18,6 +18,7 @@ from aiohttp import web
 
 from dockyard.api import events as image_events
 from dockyard.api.app import services
+from dockyard.api.body import query_bool
 from dockyard.api.errors import json_response
 from dockyard import errors
 from dockyard.errors import InvalidArgument
@@ -55,11 +56,6 @@ def parse_filters(text: str | None) -> dict[str, list[str]]:
     return out
 
 
-def _bool(text: str | None) -> bool:
-    """Docker's query booleans: absent, "", "0", "false" and "no" are false."""
-    return text is not None and text.strip().lower() not in ("", "0", "false", "no")
-
-
 def _dangling(values: list[str]) -> bool | None:
     if not values:
         return None
@@ -93,7 +89,7 @@ async def list_images(request: web.Request) -> web.Response:
     if len(refs) > 1:
         raise InvalidArgument("only one reference filter is supported")
     svc = services(request)
-    rows = await svc.call(svc.images.list, all=_bool(request.query.get("all")),
+    rows = await svc.call(svc.images.list, all=query_bool(request.query.get("all")),
                           dangling=_dangling(filters.get("dangling", [])),
                           reference=refs[0] if refs else None)
     return json_response([summary_json(s) for s in rows])
@@ -130,8 +126,8 @@ async def remove(request: web.Request) -> web.Response:
     svc = services(request)
     image_id = await image_events.image_id(request, request.match_info["name"])
     actions = await svc.call(svc.images.remove, request.match_info["name"],
-                             force=_bool(request.query.get("force")),
-                             no_prune=_bool(request.query.get("noprune")))
+                             force=query_bool(request.query.get("force")),
+                             no_prune=query_bool(request.query.get("noprune")))
     image_events.removed(request, image_id, actions)
     return json_response([{kind: what} for kind, what in actions])
 
@@ -266,7 +262,7 @@ async def diff_images(request: web.Request) -> web.Response:
     if not q.get("a") or not q.get("b"):
         raise InvalidArgument("image diff: give two images (a=, b=)")
     svc = services(request)
-    return json_response(await svc.call(_diff, svc.images, q["a"], q["b"], _bool(q.get("thorough"))))
+    return json_response(await svc.call(_diff, svc.images, q["a"], q["b"], query_bool(q.get("thorough"))))
 
 
 # ---------------------------------------------------------------------------- save

@@ -8,11 +8,11 @@ bridge) is the engine's: the handlers call ``services.containers.network_connect
 
 from __future__ import annotations
 
-import json
 
 from aiohttp import web
 
 from dockyard.api.app import services
+from dockyard.api.body import read_object, string_map
 from dockyard.api.errors import json_response
 from dockyard.api.images import parse_filters
 from dockyard.errors import Forbidden, InvalidArgument, NotFound, NotImplemented
@@ -24,31 +24,6 @@ if TYPE_CHECKING:
     from dockyard.api.app import Routes
     from dockyard.daemon.wiring import Services
     from dockyard.network.model import Network
-
-
-def _bool(text: str | None) -> bool:
-    return text is not None and text.strip().lower() not in ("", "0", "false", "no")
-
-
-async def _body(request: web.Request) -> dict[str, Any]:
-    raw = await request.read()
-    try:
-        body = json.loads(raw) if raw.strip() else {}
-    except ValueError as e:
-        raise InvalidArgument(f"invalid JSON: {e}") from None
-    if not isinstance(body, dict):
-        raise InvalidArgument("invalid JSON: want an object")
-    return body
-
-
-def _string_map(body: dict, key: str) -> dict[str, str]:
-    value = body.get(key)
-    if value is None:
-        return {}
-    if not isinstance(value, dict) or not all(isinstance(k, str) and isinstance(v, str)
-                                              for k, v in value.items()):
-        raise InvalidArgument(f"invalid {key}: want an object of strings")
-    return value
 
 
 def _string(body: dict, key: str) -> str:
@@ -99,7 +74,7 @@ async def inspect(request: web.Request) -> web.Response:
 
 
 async def create(request: web.Request) -> web.Response:
-    body = await _body(request)
+    body = await read_object(request)
     name = _string(body, "Name")
     if not name:
         raise InvalidArgument("create network: the name must not be empty")
@@ -114,7 +89,7 @@ async def create(request: web.Request) -> web.Response:
     svc = services(request)
     net = await svc.call(svc.networks.create, name, _string(body, "Driver") or "bridge", subnet,
                          gateway, ip_range, bool(body.get("Internal")),
-                         _string_map(body, "Labels"), _string_map(body, "Options"),
+                         string_map(body, "Labels"), string_map(body, "Options"),
                          body.get("CheckDuplicate", True) is not False)
     _event(svc, "create", net)
     return json_response({"Id": net.id, "Warning": ""}, status=201)
@@ -151,7 +126,7 @@ async def _container(svc: Services, ref: str) -> tuple[Any, str, str]:
 
 
 async def connect(request: web.Request) -> web.Response:
-    body = await _body(request)
+    body = await read_object(request)
     svc = services(request)
     net = await svc.call(svc.networks.get, request.match_info["id"])
     if net.driver in ("host", "null"):
@@ -181,7 +156,7 @@ async def connect(request: web.Request) -> web.Response:
 
 
 async def disconnect(request: web.Request) -> web.Response:
-    body = await _body(request)
+    body = await read_object(request)
     svc = services(request)
     net = await svc.call(svc.networks.get, request.match_info["id"])
     if net.driver == "host":

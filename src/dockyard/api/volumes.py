@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import json
 
 from aiohttp import web
 
 from dockyard.api.app import api_version, services
+from dockyard.api.body import query_bool, read_object, string_map
 from dockyard.api.errors import json_response
 from dockyard.api.images import parse_filters
 from dockyard.errors import InvalidArgument
@@ -18,11 +18,6 @@ if TYPE_CHECKING:
 
 #: From API 1.42 (Docker 23) ``volume prune`` removes only anonymous volumes unless ``all=true``.
 _PRUNE_ANONYMOUS_ONLY_FROM = (1, 42)
-
-
-def _bool(text: str | None) -> bool:
-    """Docker's query booleans: absent, "", "0", "false" and "no" are false."""
-    return text is not None and text.strip().lower() not in ("", "0", "false", "no")
 
 
 def volume_json(v: Volume, usage: VolumeUsage | None = None) -> dict:
@@ -37,16 +32,6 @@ def volume_json(v: Volume, usage: VolumeUsage | None = None) -> dict:
     return out
 
 
-def _string_map(body: dict, key: str) -> dict[str, str]:
-    value = body.get(key)
-    if value is None:
-        return {}
-    if not isinstance(value, dict) or not all(isinstance(k, str) and isinstance(v, str)
-                                              for k, v in value.items()):
-        raise InvalidArgument(f"invalid {key}: want an object of strings")
-    return value
-
-
 async def list_volumes(request: web.Request) -> web.Response:
     filters = parse_filters(request.query.get("filters"))
     svc = services(request)
@@ -55,20 +40,14 @@ async def list_volumes(request: web.Request) -> web.Response:
 
 
 async def create(request: web.Request) -> web.Response:
-    raw = await request.read()
-    try:
-        body = json.loads(raw) if raw.strip() else {}
-    except ValueError as e:
-        raise InvalidArgument(f"invalid JSON: {e}") from None
-    if not isinstance(body, dict):
-        raise InvalidArgument("invalid JSON: want an object")
+    body = await read_object(request)
     name = body.get("Name") or ""
     driver = body.get("Driver") or "local"
     if not isinstance(name, str) or not isinstance(driver, str):
         raise InvalidArgument("invalid Name or Driver: want strings")
     svc = services(request)
-    v = await svc.call(svc.volumes.create, name, driver, _string_map(body, "Labels"),
-                       _string_map(body, "DriverOpts"))
+    v = await svc.call(svc.volumes.create, name, driver, string_map(body, "Labels"),
+                       string_map(body, "DriverOpts"))
     return json_response(volume_json(v), status=201)
 
 
@@ -80,7 +59,7 @@ async def inspect(request: web.Request) -> web.Response:
 async def remove(request: web.Request) -> web.Response:
     svc = services(request)
     await svc.call(svc.volumes.remove, request.match_info["name"],
-                   force=_bool(request.query.get("force")))
+                   force=query_bool(request.query.get("force")))
     return web.Response(status=204)
 
 

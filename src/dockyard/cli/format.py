@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import time
 
+from dockyard.engine.model import human_duration  # the daemon's Status texts use it too
 from dockyard.errors import InvalidArgument
 
 TYPE_CHECKING = False
@@ -29,34 +30,6 @@ def human_size(n: float) -> str:
         n /= 1000.0
         i += 1
     return f"{n:.4g}{_UNITS[i]}"
-
-
-def human_duration(seconds: float) -> str:
-    """Docker's go-units HumanDuration ("Less than a second", "3 minutes", "2 weeks", ...)."""
-    s = int(seconds)
-    if s < 1:
-        return "Less than a second"
-    if s == 1:
-        return "1 second"
-    if s < 60:
-        return f"{s} seconds"
-    m = s // 60
-    if m == 1:
-        return "About a minute"
-    if m < 60:
-        return f"{m} minutes"
-    h = round(s / 3600)
-    if h == 1:
-        return "About an hour"
-    if h < 48:
-        return f"{h} hours"
-    if h < 24 * 7 * 2:
-        return f"{h // 24} days"
-    if h < 24 * 30 * 2:
-        return f"{h // 24 // 7} weeks"
-    if h < 24 * 365 * 2:
-        return f"{h // 24 // 30} months"
-    return f"{h // 24 // 365} years"
 
 
 def ago(timestamp: float, now: float | None = None) -> str:

@@ -117,7 +117,8 @@ class Lifecycle:
         await self.call(self._mount_rootfs, c)  # type: ignore[attr-defined]
         joins = self.namespace_joins(c.req)  # type: ignore[attr-defined]
         if joins:  # the target may have restarted since create: its namespaces are its pid's now
-            patch_namespaces(f"{self.store.container(c.id)}/config.json", dict(joins))
+            await asyncio.get_running_loop().run_in_executor(
+                None, patch_namespaces, f"{self.store.container(c.id)}/config.json", dict(joins))
         if os.path.isdir(f"{rt.root}/{c.id}"):
             from dockyard.engine import runtime_cmd
 

@@ -44,12 +44,10 @@ def network_name(mode: str) -> str | None:
 
 
 def _write(path: str, text: str) -> None:
-    tmp = f"{path}.tmp"
-    with open(tmp, "w") as f:
-        f.write(text)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
+    """Durably, and readable by the container's non-root users (they are bound in)."""
+    from dockyard.runtime.state import write_atomic
+
+    write_atomic(path, text.encode(), mode=0o644)
 
 
 class Networking:

@@ -3,24 +3,18 @@ and the cgroup counters that say whether the kernel OOM-killed a container's pro
 
 from __future__ import annotations
 
-import os
-
 
 def patch_namespaces(config_path: str, paths: dict[str, str]) -> None:
-    """Point the bundle's joined namespaces at their current files (tmp, fsync, rename)."""
+    """Point the bundle's joined namespaces at their current files (written atomically)."""
     from dockyard.leanjson import dumps, loads
+    from dockyard.runtime.state import write_atomic
 
     with open(config_path, "rb") as f:
         spec = loads(f.read())
     for ns in spec.get("linux", {}).get("namespaces", []):
         if ns.get("type") in paths:
             ns["path"] = paths[ns["type"]]
-    tmp = config_path + ".tmp"
-    with open(tmp, "w") as f:
-        f.write(dumps(spec))
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, config_path)
+    write_atomic(config_path, dumps(spec).encode())
 
 
 def oom_killed(cid: str, cgroup_root: str = "/sys/fs/cgroup") -> bool:

@@ -61,30 +61,11 @@ def rfc3339(t: float) -> str:
     return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(t))
 
 
-def _unescape(field: str) -> str:
-    """mountinfo escapes space, tab, newline and backslash as ``\\ooo``."""
-    if "\\" not in field:
-        return field
-    out, i = [], 0
-    while i < len(field):
-        if field[i] == "\\" and field[i + 1:i + 4].isdigit() and len(field[i + 1:i + 4]) == 3:
-            out.append(chr(int(field[i + 1:i + 4], 8)))
-            i += 4
-        else:
-            out.append(field[i])
-            i += 1
-    return "".join(out)
-
-
-def mounts_under(path: str, mountinfo: str = "/proc/self/mountinfo") -> list[str]:
+def mounts_under(path: str) -> list[str]:
     """Mount points at ``path`` or below it, deepest first (as they must be unmounted)."""
-    found = []
-    with open(mountinfo) as f:
-        for line in f:
-            target = _unescape(line.split(" ", 5)[4])
-            if target == path or target.startswith(path + "/"):
-                found.append(target)
-    return sorted(found, key=len, reverse=True)
+    from dockyard.snapshot.apply import mounts_under as listed
+
+    return sorted(listed(path), key=len, reverse=True)
 
 
 class VolumeService:

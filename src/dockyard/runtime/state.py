@@ -99,17 +99,20 @@ def proc_start_time(pid: int) -> int | None:
     return int(fields[19])
 
 
-def write_atomic(path: str, data: bytes, *, durable: bool = True) -> None:
+def write_atomic(path: str, data: bytes, *, durable: bool = True, mode: int = 0o600) -> None:
     """Write to a temporary name, then rename: readers see the old or the new file, never half.
 
     ``durable`` adds fsync of the file and of its directory, for files that must survive power
     loss. Runtime state and pid files live in /run and describe processes that a power loss
     ends anyway, so the runtime writes them without (as runc does): rename alone already keeps
-    them whole across a crash of any process.
+    them whole across a crash of any process. ``mode``: the file's permissions, exactly (not
+    narrowed by the umask).
     """
     tmp = f"{os.path.dirname(path)}/.{os.path.basename(path)}.{os.getpid()}.tmp"
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o600)
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, mode)
     try:
+        if mode != 0o600:
+            os.fchmod(fd, mode)
         os.write(fd, data)
         if durable:
             os.fsync(fd)
