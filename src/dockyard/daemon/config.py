@@ -175,15 +175,23 @@ def build_config(argv: list[str]) -> DaemonConfig:
 BUILTIN_RUNTIMES = ("dockyard-runtime", "runc")
 
 
+def own_runtime() -> str:
+    """The dockyard-runtime launcher of this Python (the venv's): the daemon's own code, so the
+    engine runs its light verbs in-process (engine/runtime_cmd.py); "" when there is none."""
+    import sys
+
+    mine = os.path.join(os.path.dirname(sys.executable), "dockyard-runtime")
+    return mine if os.access(mine, os.X_OK) else ""
+
+
 def runtime_paths(config: DaemonConfig) -> dict[str, str]:
     """Every runtime's executable: dockyard-runtime next to this Python (the venv's launcher) or
     on PATH, runc on PATH, then the configured ones."""
     import shutil
-    import sys
 
     out: dict[str, str] = {}
-    mine = os.path.join(os.path.dirname(sys.executable), "dockyard-runtime")
-    found = mine if os.access(mine, os.X_OK) else shutil.which("dockyard-runtime")
+    mine = own_runtime()
+    found = mine or shutil.which("dockyard-runtime")
     if found:
         out["dockyard-runtime"] = found
     runc = shutil.which("runc") or ("/usr/sbin/runc" if os.access("/usr/sbin/runc", os.X_OK)

@@ -54,7 +54,7 @@ class Services:
 async def start_engine(services: Services) -> None:
     """On the event loop: the container service, with every container re-adopted or its exit
     recorded and restart policies applied."""
-    from dockyard.daemon.config import runtime_paths
+    from dockyard.daemon.config import own_runtime, runtime_paths
     from dockyard.engine.runtime_cmd import Runtime
     from dockyard.engine.service import ContainerService
     from dockyard.errors import InvalidArgument
@@ -63,7 +63,9 @@ async def start_engine(services: Services) -> None:
     paths = runtime_paths(config)
     if config.runtime not in paths:
         raise InvalidArgument(f"default runtime {config.runtime} is not installed")
-    runtimes = {name: Runtime(name=name, path=path, root=f"{config.exec_root}/runtimes/{name}")
+    own = own_runtime()
+    runtimes = {name: Runtime(name=name, path=path, root=f"{config.exec_root}/runtimes/{name}",
+                              inproc=path == own)
                 for name, path in paths.items()}
     net = None
     if services.networks is not None:
