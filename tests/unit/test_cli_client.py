@@ -240,3 +240,19 @@ def test_client_module_imports_stay_light():
             "if m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
+
+
+def test_container_verbs_import_no_heavy_stdlib_modules():
+    """The hot verbs' import path (bench/RESULTS.md, engine section): no argparse, re, socket.py,
+    signal.py, urllib.parse, calendar or json (each several ms per command)."""
+    heavy = ("argparse", "re", "socket", "signal", "urllib.parse", "calendar", "json", "enum",
+             "threading")
+    code = ("import sys\nfrom dockyard.cli.main import main\n"
+            "for argv in (['ps'], ['run', '--rm', '-e', 'A=1', 'busybox', 'true'], ['rm', 'x'],\n"
+            "             ['stop', 'x'], ['start', 'x'], ['create', 'busybox']):\n"
+            "    try:\n        main(['-H', 'unix:///nonexistent/d.sock', *argv])\n"
+            "    except SystemExit:\n        pass\n"
+            "import dockyard.cli.stream, dockyard.cli.format, dockyard.cli.containers_list\n"
+            f"print(sorted(m for m in {heavy!r} if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip().splitlines()[-1] == "[]", out.stdout

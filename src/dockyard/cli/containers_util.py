@@ -141,6 +141,6 @@ def short(ident: str, no_trunc: bool = False) -> str:
 
 def quote(name: str) -> str:
     """A container name or id as a URL path segment."""
-    from urllib.parse import quote as q
+    from dockyard.cli.client import pct_encode
 
-    return q(name, safe="")
+    return pct_encode(name)

@@ -9,7 +9,6 @@ Anything else fails with a message naming the template, never silently.
 
 from __future__ import annotations
 
-import json
 import time
 
 from dockyard.engine.model import human_duration  # the daemon's Status texts use it too
@@ -185,8 +184,14 @@ def _text(value: Any) -> str:
     return str(value)
 
 
+def _json(value: object) -> str:
+    import json  # only here: json imports re (~4 ms per command)
+
+    return json.dumps(value, separators=(",", ":"))
+
+
 _FUNCS = {
-    "json": lambda v: json.dumps(v, separators=(",", ":")),
+    "json": lambda v: _json(v),
     "upper": lambda v: _text(v).upper(),
     "lower": lambda v: _text(v).lower(),
     "title": lambda v: _text(v).title(),

@@ -8,10 +8,9 @@ protocol a command needs (``bench/RESULTS.md``, engine section).
 
 from __future__ import annotations
 
-import socket
-
 TYPE_CHECKING = False
 if TYPE_CHECKING:
+    import socket
     from collections.abc import Iterable, Mapping
     from typing import Any
 

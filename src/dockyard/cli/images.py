@@ -13,8 +13,9 @@ from __future__ import annotations
 
 import os
 
-from dockyard.cli.common import CommandError, Parser, UsageError, created_at, created_since, \
-    ellipsis, parse_bool, rfc3339_local, short_id
+from dockyard.cli.argparser import Parser
+from dockyard.cli.common import CommandError, UsageError, created_at, created_since, ellipsis, \
+    parse_bool, rfc3339_local, short_id
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -48,9 +49,9 @@ def _render(ctx: Context, template: str, rows: Sequence[Any], headers: dict[str,
 
 def api_path(name: str) -> str:
     """An image or container name as a path segment (``/`` and ``:`` stay: the routes take them)."""
-    from urllib.parse import quote
+    from dockyard.cli.client import pct_encode
 
-    return quote(name, safe="/:@")
+    return pct_encode(name, "/:@")
 
 
 def _split_ref(text: str, sep: str) -> tuple[str, str]:

@@ -12,11 +12,13 @@ the container through ``kill``.
 from __future__ import annotations
 
 import os
-import socket
-import threading
+
+import _signal  # the C module: signal.py's enums cost ~2 ms per command
+import _socket  # socket.py's enums and selectors cost ~4 ms per command; the C module is all we use
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
+    import socket
     from collections.abc import Callable
 
 DEFAULT_DETACH_KEYS = "ctrl-p,ctrl-q"
@@ -83,21 +85,21 @@ class Signals:
         self._saved: list[tuple[int, object]] = []
 
     def on(self, name: str, handler: Callable[[str], None]) -> None:
-        import signal
-
-        num = getattr(signal, name, None)
-        if num is None or threading.current_thread() is not threading.main_thread():
+        num = getattr(_signal, name, None)
+        if num is None:
             return
-        self._saved.append((num, signal.signal(num, lambda *_: handler(name))))
+        try:
+            old = _signal.signal(num, lambda *_: handler(name))
+        except ValueError:  # not the main thread: signals stay as they are
+            return
+        self._saved.append((num, old))
 
     def __enter__(self) -> Signals:
         return self
 
     def __exit__(self, *exc: object) -> None:
-        import signal
-
         for num, old in reversed(self._saved):
-            signal.signal(num, old)  # type: ignore[arg-type]
+            _signal.signal(num, old)  # type: ignore[arg-type]
         self._saved.clear()
 
 
@@ -123,6 +125,8 @@ class Pump:
         """Until the daemon ends the stream (or the detach keys are typed)."""
         feeder = None
         if self.in_fd is not None:
+            import threading  # only with stdin attached: ~2 ms to import
+
             feeder = threading.Thread(target=self._feed, name="stdin", daemon=True)
             feeder.start()
         try:
@@ -179,7 +183,7 @@ class Pump:
                     return
                 data = os.read(self.in_fd, 65536)  # type: ignore[arg-type]
                 if not data:
-                    self.sock.shutdown(socket.SHUT_WR)
+                    self.sock.shutdown(_socket.SHUT_WR)
                     return
                 if keys:
                     out = bytearray()
@@ -191,7 +195,7 @@ class Pump:
                                 if out:  # what was typed before the keys still goes
                                     self.sock.sendall(bytes(out))
                                 self.detached = True
-                                self.sock.shutdown(socket.SHUT_RDWR)
+                                self.sock.shutdown(_socket.SHUT_RDWR)
                                 return
                         else:
                             out += candidate

@@ -11,7 +11,8 @@ remain.
 
 from __future__ import annotations
 
-from dockyard.cli.common import CommandError, Parser, confirm
+from dockyard.cli.argparser import Parser
+from dockyard.cli.common import CommandError, confirm
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
