@@ -181,6 +181,31 @@ def test_firewall_isolates_bridges(lab):
     assert pings(ns_a, str(net_a[1]))  # the own gateway stays reachable
 
 
+def test_firewall_through_libnftables_is_atomic_and_matches_the_nft_tool(lab):
+    """The table goes in through libnftables in-process (no nft process); a ruleset with an
+    error changes nothing (one transaction) and names nft's error; the tool lists what the
+    library wrote, and the library lists what the tool wrote."""
+    from dockyard.errors import KernelError
+    from dockyard.kernel import nftables
+
+    assert nftables.available()
+    br_a, net_a, rule_a = lab.bridge("a")
+    lab.apply(Ruleset(networks=(rule_a,)))
+    by_tool = subprocess.run(["nft", "list", "table", "inet", lab.table], capture_output=True,
+                             text=True, check=True).stdout
+    assert nft.current(lab.table) == by_tool and br_a in by_tool
+    broken = render(Ruleset(networks=(rule_a,)), table=lab.table) + "\nadd rule inet " + \
+        f"{lab.table} nosuchchain accept\n"
+    with pytest.raises(KernelError, match="nft failed: Error: Could not process rule"):
+        nft.apply(broken)
+    assert nft.current(lab.table) == by_tool  # untouched
+    nft.remove(lab.table)
+    assert nft.current(lab.table) is None
+    subprocess.run(["nft", "-f", "-"], input=render(Ruleset(networks=(rule_a,)), table=lab.table),
+                   text=True, check=True)
+    assert nft.current(lab.table) == by_tool
+
+
 def test_internal_network_cannot_leave_its_bridge(lab):
     br_a, net_a, rule_a = lab.bridge("a")
     br_i, net_i, rule_i = lab.bridge("i", internal=True)

@@ -289,6 +289,7 @@ def test_published_ports(net: Net, www: Path) -> None:
         with pytest.raises(OSError):
             urllib.request.urlopen(f"http://127.0.0.1:{fixed}/", timeout=2)
         assert len(net.veths()) == len(veths) - 1
+        assert host_fetch(f"http://127.0.0.1:{p_all}/") == PAGE  # the other one's rules stay
         docker(net, "start", "pub")
         assert host_fetch(f"http://127.0.0.1:{fixed}/") == PAGE
         assert ip_on(net, "pub", "bridge") == addr

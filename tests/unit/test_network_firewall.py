@@ -3,7 +3,7 @@
 import pytest
 
 from dockyard.errors import InvalidArgument
-from dockyard.network.firewall import NetRule, PortRule, Ruleset, removal, render
+from dockyard.network.firewall import NetRule, PortRule, Ruleset, additions, removal, render
 
 
 def chain(text: str, name: str) -> list[str]:
@@ -70,7 +70,8 @@ def test_published_ports_dnat_from_local_addresses_and_specific_ip():
 def test_empty_ruleset_still_valid_table():
     text = render(Ruleset())
     assert chain(text, "ports") == []
-    assert chain(text, "prerouting") == ["type nat hook prerouting priority dstnat; policy accept;"]
+    assert chain(text, "prerouting") == ["type nat hook prerouting priority dstnat; policy accept;",
+                                         "jump ports"]
 
 
 @pytest.mark.parametrize("rules", [
@@ -84,3 +85,18 @@ def test_empty_ruleset_still_valid_table():
 def test_bad_input_is_rejected_not_rendered(rules):
     with pytest.raises(InvalidArgument):
         render(rules)
+
+
+def test_additions_add_only_new_port_rules_else_ask_for_the_whole_table():
+    p1 = PortRule(proto="tcp", host_ip="", host_port=8080, container_ip="10.88.0.2", container_port=80)
+    p2 = PortRule(proto="udp", host_ip="127.0.0.1", host_port=5353, container_ip="10.88.0.3",
+                  container_port=53)
+    old = Ruleset(networks=(A,), ports=(p1,))
+    script = additions(old, Ruleset(networks=(A,), ports=(p1, p2)), table="dockyard_x")
+    assert script == ("add rule inet dockyard_x ports meta nfproto ipv4 ip daddr 127.0.0.1 udp "
+                      "dport 5353 dnat ip to 10.88.0.3:53\n")
+    assert additions(old, old) == ""
+    assert additions(old, Ruleset(networks=(A,))) is None  # a port goes: rules are deleted
+    assert additions(old, Ruleset(networks=(A, B), ports=(p1, p2))) is None  # a network came
+    # the base chains jump to "ports" even when it is empty, so an addition needs no other change
+    assert "jump ports" in chain(render(Ruleset(networks=(A,))), "prerouting")

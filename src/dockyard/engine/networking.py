@@ -27,6 +27,7 @@ if TYPE_CHECKING:
     from typing import Any
 
     from dockyard.engine.container import Container
+    from dockyard.network import firewall
     from dockyard.network.model import Attachment
 
 log = logging.getLogger("dockyard.network")
@@ -64,6 +65,7 @@ class Networking:
         self.table = table  # the nftables table (inet) this daemon owns
         self._fw_lock = asyncio.Lock()
         self._applied = ""  # the table text last applied
+        self._applied_rules: firewall.Ruleset | None = None  # ... and its rules (additions)
         self._listening: set[str] = set()
         self._dns_lock = asyncio.Lock()
         self.ports: dict[str, Any] = {}  # container id -> PortHolder
@@ -230,13 +232,16 @@ class Networking:
             firewall.PortRule(proto=b.proto, host_ip=b.host_ip, host_port=b.host_port,
                               container_ip=ip, container_port=b.container_port, bridge=bridge)
             for entries in self.published.values() for b, ip, bridge in entries)
-        text = firewall.render(firewall.Ruleset(networks=rules, ports=port_rules),
-                               table=self.table)
+        ruleset = firewall.Ruleset(networks=rules, ports=port_rules)
+        text = firewall.render(ruleset, table=self.table)
         async with self._fw_lock:
             if text == self._applied and not force:
-                return  # unchanged (a container without published ports): no nft run
-            await asyncio.get_running_loop().run_in_executor(None, nft.apply, text)
-            self._applied = text
+                return  # unchanged (a container without published ports): nothing to run
+            script = text
+            if not force and self._applied_rules is not None:
+                script = firewall.additions(self._applied_rules, ruleset, self.table) or text
+            await asyncio.get_running_loop().run_in_executor(None, nft.apply, script)
+            self._applied, self._applied_rules = text, ruleset
 
     async def _dns_add(self, c: Container, attachments: list[Attachment]) -> None:
         if self.resolver is None:

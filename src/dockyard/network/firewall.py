@@ -145,8 +145,10 @@ def render(ruleset: Ruleset, table: str = TABLE) -> str:
 
     body = (
         [f"\tchain ports {{"] + [f"\t\t{r}" for r in dnat] + ["\t}"]
-        + chain("prerouting", "prerouting", "nat", "dstnat", ["jump ports"] if dnat else [])
-        + chain("output", "output", "nat", "-100", ["jump ports"] if dnat else [])
+        # always jumped to (an empty chain costs nothing): ports then come and go in their own
+        # chain without touching a base chain (``additions``)
+        + chain("prerouting", "prerouting", "nat", "dstnat", ["jump ports"])
+        + chain("output", "output", "nat", "-100", ["jump ports"])
         + chain("postrouting", "postrouting", "nat", "srcnat", post)
         + chain("forward", "forward", "filter", "filter", fwd)
         + chain("input", "input", "filter", "filter", inp)
@@ -154,6 +156,25 @@ def render(ruleset: Ruleset, table: str = TABLE) -> str:
     return "\n".join(
         [f"table {FAMILY} {table}", f"delete table {FAMILY} {table}", f"table {FAMILY} {table} {{"]
         + body + ["}", ""])
+
+
+def additions(old: Ruleset, new: Ruleset, table: str = TABLE) -> str | None:
+    """The script that turns the table ``render(old)`` made into ``render(new)`` by adding rules
+    only, or None when ``new`` is not ``old`` plus published ports (then: ``render(new)``).
+
+    Why: a container that publishes ports changes the table at its start. Adding a rule is one
+    small transaction (~0.1 ms), while replacing the table deletes rules, and the kernel waits for
+    an RCU grace period when rules go (~8-16 ms here). Port rules match distinct host ports (the
+    ports holder refuses a second binding), so their order in the chain does not matter."""
+    if not table.replace("_", "").isalnum():
+        raise InvalidArgument(f"firewall: bad table name {table!r}")
+    if old.networks != new.networks:
+        return None
+    have = set(old.ports)
+    if not have.issubset(new.ports):
+        return None
+    added = tuple(p for p in new.ports if p not in have)
+    return "".join(f"add rule {FAMILY} {table} ports {r}\n" for r in _dnat_rules(added))
 
 
 def removal(table: str = TABLE) -> str:

@@ -1,4 +1,6 @@
-"""Apply dockyard's nftables table with the ``nft`` tool (one ``nft -f -`` transaction each)."""
+"""Apply dockyard's nftables table: one atomic transaction each, through libnftables in this
+process (``kernel/nftables.py``: no process per change) or, where the library is missing, the
+``nft`` tool (``nft -f -``). Both give the same errors: "<what>: nft failed: <nft's text>"."""
 
 from __future__ import annotations
 
@@ -10,7 +12,7 @@ from dockyard.network.firewall import FAMILY, TABLE, removal
 NFT = "/usr/sbin/nft"
 
 
-def _run(args: list[str], text: str | None, what: str, nft: str) -> str:
+def _tool(args: list[str], text: str | None, what: str, nft: str) -> str:
     try:
         proc = subprocess.run([nft, *args], input=text, capture_output=True, text=True,
                               timeout=30)
@@ -23,19 +25,30 @@ def _run(args: list[str], text: str | None, what: str, nft: str) -> str:
     return proc.stdout
 
 
+def _run(text: str, what: str, nft: str) -> str:
+    """``text`` as one transaction: the library when this is the default ``nft`` (a test may
+    name another executable), else the tool."""
+    if nft == NFT:
+        from dockyard.kernel import nftables
+
+        if nftables.available():
+            return nftables.libnftables().run(text, what)
+    return _tool(["-f", "-"], text, what, nft)
+
+
 def apply(text: str, nft: str = NFT) -> None:
     """Run ``text`` (from ``firewall.render``) as one atomic transaction."""
-    _run(["-f", "-"], text, f"apply nftables table {FAMILY} {TABLE}", nft)
+    _run(text, f"apply nftables table {FAMILY} {TABLE}", nft)
 
 
 def remove(table: str = TABLE, nft: str = NFT) -> None:
     """Delete dockyard's table; nothing happens when it is absent."""
-    _run(["-f", "-"], removal(table), f"remove nftables table {FAMILY} {table}", nft)
+    _run(removal(table), f"remove nftables table {FAMILY} {table}", nft)
 
 
 def current(table: str = TABLE, nft: str = NFT) -> str | None:
     """``nft list table inet dockyard`` output, or None when the table does not exist."""
-    proc = subprocess.run([nft, "list", "table", FAMILY, table], capture_output=True, text=True)
-    if proc.returncode != 0:
+    try:
+        return _run(f"list table {FAMILY} {table}", f"list nftables table {FAMILY} {table}", nft)
+    except KernelError:
         return None
-    return proc.stdout
