@@ -97,6 +97,15 @@ def _has_non_str_key(obj: Any) -> bool:
     return False
 
 
+def quote(text: str) -> str:
+    """``json.dumps(text, ensure_ascii=False)``: a string as a JSON string literal."""
+    if _json is None:  # pragma: no cover
+        import json
+
+        return json.dumps(text, ensure_ascii=False)
+    return _json.encode_basestring(text)
+
+
 def dumps(obj: Any, indent: int | str | None = None) -> str:
     """Like ``json.dumps(obj, indent=indent)`` (same output for dicts, lists and scalars)."""
     if _json is None:  # pragma: no cover

@@ -252,7 +252,11 @@ def test_container_verbs_import_no_heavy_stdlib_modules():
             "             ['stop', 'x'], ['start', 'x'], ['create', 'busybox']):\n"
             "    try:\n        main(['-H', 'unix:///nonexistent/d.sock', *argv])\n"
             "    except SystemExit:\n        pass\n"
-            "import dockyard.cli.stream, dockyard.cli.format, dockyard.cli.containers_list\n"
+            "import dockyard.cli.stream, dockyard.cli.format, dockyard.cli.containers_list as cl\n"
+            "c = {'Id': 'a' * 64, 'Names': ['/web'], 'Image': 'busybox', 'Command': 'sleep 1',\n"
+            "     'Created': 1, 'State': 'running', 'Status': 'Up 1 second', 'Ports': [\n"
+            "     {'PrivatePort': 80, 'PublicPort': 8080, 'Type': 'tcp', 'IP': '0.0.0.0'}]}\n"
+            "assert 'web' in cl.render_ps([c], {}, 100.0)\n"
             f"print(sorted(m for m in {heavy!r} if m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip().splitlines()[-1] == "[]", out.stdout

@@ -150,3 +150,9 @@ def test_leanjson_import_stays_lean():
             "print('re' in sys.modules, 'json' in sys.modules)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.split() == ["False", "False"], out.stdout + out.stderr
+
+
+@pytest.mark.parametrize("text", ["", "sleep 1000", 'sh -c "echo \\"hi\\""', "tab\there\n", "é中😀",
+                                  "\x00\x1f\x7f", "back\\slash"])
+def test_quote_is_json_dumps_without_ascii_escapes(text):
+    assert leanjson.quote(text) == json.dumps(text, ensure_ascii=False)

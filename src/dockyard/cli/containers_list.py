@@ -36,9 +36,9 @@ PS_COLUMNS = ("CONTAINER ID", "IMAGE", "COMMAND", "CREATED", "STATUS", "PORTS", 
 
 def _quote(text: str) -> str:
     """Go's strconv.Quote for the texts commands are made of."""
-    import json
+    from dockyard.leanjson import quote
 
-    return json.dumps(text, ensure_ascii=False)
+    return quote(text)
 
 
 def _size3(n: float) -> str:
