@@ -167,3 +167,29 @@ def test_an_abandoned_feed_stops_its_worker_and_leaves_nothing(svc, tmp_path):
         st.abandon(feed)  # the writer failed: the worker stops, its tree is dropped
         assert st.take(Digest.of_bytes(data)) is None
     assert staged_dirs(svc) == []
+
+
+def test_the_input_can_be_released_once_read(svc, other, tmp_path, adopted):
+    """The daemon closes its spool of the upload when the archive has been read (its unlinked
+    pages are then dropped, not written back by the final syncfs): the load still completes from
+    what the content store and the staging directories hold."""
+    import tempfile
+
+    base, child, grand = family(svc)
+    data = saved(svc, ["grandchild:1"], "docker")
+    calls = []
+    with tempfile.TemporaryFile(dir=other.store.tmp) as spool:
+        spool.write(data)
+        spool.seek(0)
+
+        def release() -> None:
+            calls.append(spool.tell())
+            spool.close()
+
+        assert other.load(spool, release) == ["Loaded image: grandchild:1"]
+        assert spool.closed
+    assert len(calls) == 1
+    assert [la.diff_id for la in other.resolve("grandchild:1").layers] == \
+        [la.diff_id for la in grand.layers]
+    assert len(adopted) == 3
+    assert_consistent(other)

@@ -174,7 +174,7 @@ async def load(request: web.Request) -> web.StreamResponse:
     svc = services(request)
     body = await _spool(request, svc)
     try:
-        lines = await svc.call(svc.images.load, body)
+        lines = await svc.call(svc.images.load, body, body.close)
     finally:
         body.close()
     await image_events.loaded(request, lines)

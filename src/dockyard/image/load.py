@@ -42,6 +42,7 @@ from dockyard.record import Record
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     import tarfile
+    from collections.abc import Callable
     from typing import BinaryIO
 
     from dockyard.image.service import ImageService, LayerBlob, Prepared
@@ -477,13 +478,19 @@ def _oci_image(arc: Archive, desc: spec.Descriptor, tags: tuple[Reference, ...])
 # ---------------------------------------------------------------------------- the whole load
 
 
-def load_archive(svc: ImageService, stream: BinaryIO) -> list[str]:
-    """Load every image of the archive, or none; docker's output lines."""
+def load_archive(svc: ImageService, stream: BinaryIO,
+                 read: Callable[[], None] | None = None) -> list[str]:
+    """Load every image of the archive, or none; docker's output lines. ``read`` is called once
+    the archive has been read to its end: the daemon closes its spool of the upload there, so the
+    final syncfs does not write the spool's pages back (an unlinked file's dirty pages are dropped
+    when it is closed; ~0.2 s for a 215 MB archive)."""
     from dockyard.image.service import familiar
 
     with svc.lease() as lease, _stager(svc) as stager:
         arc = Archive(svc, lease, stager)
         arc.read(stream)
+        if read is not None:
+            read()
         if "manifest.json" in arc.small:
             images = docker_images(arc)
         elif "index.json" in arc.small:

@@ -36,7 +36,7 @@ from dockyard.record import Record
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from collections.abc import Iterator, Sequence
+    from collections.abc import Callable, Iterator, Sequence
     from typing import BinaryIO
 
     from dockyard.content import ContentStore
@@ -427,11 +427,12 @@ class ImageService:
 
     # ------------------------------------------------------------------ archives
 
-    def load(self, stream: BinaryIO) -> list[str]:
-        """A docker-archive or OCI layout tar (plain or gzip): every image in it, or nothing."""
+    def load(self, stream: BinaryIO, read: Callable[[], None] | None = None) -> list[str]:
+        """A docker-archive or OCI layout tar (plain or gzip): every image in it, or nothing
+        (``read``: see ``load_archive``)."""
         from dockyard.image.load import load_archive
 
-        return load_archive(self, stream)
+        return load_archive(self, stream, read)
 
     def save(self, names: Sequence[str], out: BinaryIO, *, fmt: str = "docker") -> None:
         """``docker save``: ``fmt`` "docker" (docker-archive) or "oci" (OCI image layout)."""
