@@ -74,3 +74,30 @@ def test_requests_bytes_and_streamed_bodies():
     assert b"Content-Length: 3" in first and rest.startswith(b"abc")
     assert b"Transfer-Encoding: chunked\r\n\r\na\r\n0123456789\r\n0\r\n\r\n" in rest
     assert rest.endswith(b"POST /start HTTP/1.1\r\nHost: localhost\r\nContent-Length: 0\r\n\r\n")
+
+
+@pytest.mark.parametrize("timeout", [None, 5.0])
+def test_a_regular_file_goes_by_sendfile_with_its_length(tmp_path, timeout):
+    """From the file's position to its end, with Content-Length (not chunked), also through a
+    socket with a timeout (non-blocking: sendfile waits while the peer is slow to read)."""
+    payload = bytes(range(256)) * 4096  # 1 MiB: more than a socket buffer holds
+    path = tmp_path / "archive.tar"
+    path.write_bytes(b"skipped!" + payload)
+    a, b = socket.socketpair()
+    a.settimeout(timeout)
+    got = bytearray()
+
+    def read() -> None:
+        while chunk := b.recv(65536):
+            got.extend(chunk)
+
+    reader = threading.Thread(target=read)
+    reader.start()
+    with open(path, "rb") as f:
+        f.read(8)
+        send_request(a, "POST", "/images/load", "localhost", {}, f)
+    a.close()
+    reader.join()
+    head, body = bytes(got).split(b"\r\n\r\n", 1)
+    assert f"Content-Length: {len(payload)}".encode() in head and b"chunked" not in head
+    assert body == payload

@@ -8,6 +8,8 @@ protocol a command needs (``bench/RESULTS.md``, engine section).
 
 from __future__ import annotations
 
+import os
+
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     import socket
@@ -24,9 +26,17 @@ class ProtocolError(Exception):
 
 def send_request(sock: socket.socket, method: str, target: str, host: str,
                  headers: Mapping[str, str], body: Any) -> None:
-    """Send the request; ``body``: None, bytes, or a file / iterable of bytes (sent chunked)."""
+    """Send the request; ``body``: None, bytes, or a file / iterable of bytes (sent chunked). A
+    regular file goes with its length by ``sendfile`` (``load -i`` of a 200 MB archive: no byte
+    through Python)."""
     lines = [f"{method} {target} HTTP/1.1", f"Host: {host}"]
     lines += [f"{k}: {v}" for k, v in headers.items()]
+    size = _regular_file_rest(body)
+    if size is not None:
+        lines.append(f"Content-Length: {size}")
+        sock.sendall(("\r\n".join(lines) + "\r\n\r\n").encode("latin-1"))
+        _sendfile(sock, body.fileno(), body.tell(), size)
+        return
     streamed = body is not None and not isinstance(body, (bytes, bytearray, memoryview))
     if streamed:
         lines.append("Transfer-Encoding: chunked")
@@ -43,6 +53,38 @@ def send_request(sock: socket.socket, method: str, target: str, host: str,
         if chunk:
             sock.sendall(b"%x\r\n" % len(chunk) + bytes(chunk) + b"\r\n")
     sock.sendall(b"0\r\n\r\n")
+
+
+def _regular_file_rest(body: Any) -> int | None:
+    """Bytes from the position to the end when ``body`` is a regular file; else None."""
+    import stat
+
+    try:
+        st = os.fstat(body.fileno())
+        pos = body.tell()
+    except (AttributeError, OSError, ValueError):
+        return None
+    return st.st_size - pos if stat.S_ISREG(st.st_mode) and st.st_size >= pos else None
+
+
+def _sendfile(sock: socket.socket, fd: int, offset: int, count: int) -> None:
+    """``count`` bytes of ``fd`` from ``offset`` to the socket (waiting while it is full, as
+    with a timeout the socket is non-blocking)."""
+    import select
+
+    out = sock.fileno()
+    timeout = sock.gettimeout()
+    while count > 0:
+        try:
+            sent = os.sendfile(out, fd, offset, min(count, 1 << 30))
+        except BlockingIOError:
+            if not select.select([], [out], [], timeout)[1]:
+                raise TimeoutError("sending the request body timed out") from None
+            continue
+        if sent == 0:
+            raise OSError(f"the file being sent ended {count} bytes early (it shrank)")
+        offset += sent
+        count -= sent
 
 
 def _chunks(body: Any) -> Iterable[bytes]:
