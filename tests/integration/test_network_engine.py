@@ -646,3 +646,20 @@ def test_remove_network_in_use(net: Net) -> None:
     finally:
         rm(net, "user")
         docker(net, "network", "rm", "busy", check=False)
+
+
+def test_a_bridge_deleted_behind_the_daemons_back_is_made_again(net: Net, www: Path) -> None:
+    """The daemon sets a network's bridge up once and afterwards only checks that it exists:
+    one deleted by hand (no container attached) is made again, with its gateway, at the next
+    start."""
+    docker(net, "network", "create", "gone")
+    try:
+        client(net, "gone", "true")  # the bridge is made and cached
+        bridge = next(b for b in net.bridges() if b != net.bridge)
+        subprocess.run(["ip", "link", "del", bridge], check=True)
+        web(net, www, "again", "--network", "gone")
+        assert os.path.exists(f"/sys/class/net/{bridge}")
+        reaches(net, "gone", "http://again/")
+    finally:
+        rm(net, "again")
+        docker(net, "network", "rm", "gone")

@@ -66,6 +66,7 @@ class Networking:
         self._fw_lock = asyncio.Lock()
         self._applied = ""  # the table text last applied
         self._applied_rules: firewall.Ruleset | None = None  # ... and its rules (additions)
+        self._bridges: set[tuple[str, str]] = set()  # (bridge, gateway/prefix) ensured (_bridge)
         self._listening: set[str] = set()
         self._dns_lock = asyncio.Lock()
         self.ports: dict[str, Any] = {}  # container id -> PortHolder
@@ -156,8 +157,7 @@ class Networking:
                 if not ep.ip:
                     continue
                 prefix = net.subnet.split("/")[1]
-                await loop.run_in_executor(None, _ensure_bridge, net.bridge,
-                                           f"{net.gateway}/{prefix}")
+                await self._bridge(net.bridge, f"{net.gateway}/{prefix}")
                 host_if = driver.host_ifname()
                 via = None if net.internal or routed else net.gateway
                 routed = routed or via is not None
@@ -174,6 +174,16 @@ class Networking:
         except BaseException:
             await self.teardown(c)
             raise
+
+    async def _bridge(self, name: str, gateway_cidr: str) -> None:
+        """The network's bridge, made and configured once per daemon: afterwards a start only
+        checks that it still exists (made again if not; ~2 ms of netlink saved per start)."""
+        from dockyard.network import driver
+
+        if (name, gateway_cidr) in self._bridges and driver.bridge_ready(name):
+            return
+        await asyncio.get_running_loop().run_in_executor(None, _ensure_bridge, name, gateway_cidr)
+        self._bridges.add((name, gateway_cidr))
 
     async def teardown(self, c: Container) -> None:
         """After the exit (or a failed start): everything ``setup`` made, gone."""
@@ -281,7 +291,7 @@ class Networking:
             return
         loop = asyncio.get_running_loop()
         prefix = net.subnet.split("/")[1]
-        await loop.run_in_executor(None, _ensure_bridge, net.bridge, f"{net.gateway}/{prefix}")
+        await self._bridge(net.bridge, f"{net.gateway}/{prefix}")
         host_if = driver.host_ifname()
         ifname = f"eth{len(c.net_ifaces)}"
         await loop.run_in_executor(None, lambda: driver.connect(

@@ -146,6 +146,24 @@ def bridge_exists(name: str) -> bool:
         return _index(ipr, name) is not None
 
 
+def _sysfs_link(name: str) -> tuple[int | None, int | None]:
+    """(ifindex, mtu) of a host interface from /sys/class/net, or (None, None) if absent."""
+    if "/" in name or name in ("", ".", ".."):
+        return None, None
+    try:
+        with open(f"/sys/class/net/{name}/ifindex") as f:
+            index = int(f.read())
+        with open(f"/sys/class/net/{name}/mtu") as f:
+            return index, int(f.read())
+    except (OSError, ValueError):
+        return None, None
+
+
+def bridge_ready(name: str) -> bool:
+    """The bridge exists (a cheap check, no netlink)."""
+    return _sysfs_link(name)[0] is not None
+
+
 def connect(netns_path: str, bridge: str, host_ifname: str, ip_cidr: str,
             gateway: str | None, mac: str | None = None, mtu: int | None = None,
             ifname: str = "eth0") -> None:
@@ -157,18 +175,17 @@ def connect(netns_path: str, bridge: str, host_ifname: str, ip_cidr: str,
     """
     addr, plen = _split_cidr(ip_cidr)
     mac = mac or random_mac()
+    br, br_mtu = _sysfs_link(bridge)  # no netlink dump per container (~1 ms)
+    if br is None:
+        raise NotFound(f"connect {host_ifname}: bridge {bridge} not found")
+    mtu = mtu or br_mtu or 1500
     with _host() as ipr:
-        br = _index(ipr, bridge)
-        if br is None:
-            raise NotFound(f"connect {host_ifname}: bridge {bridge} not found")
-        if mtu is None:
-            mtu = ipr.get_links(br)[0].get("IFLA_MTU") or 1500
         try:
             fd = os.open(netns_path, os.O_RDONLY | os.O_CLOEXEC)
         except FileNotFoundError:
             raise NotFound(f"connect {host_ifname}: network namespace {netns_path} not found") from None
         try:
-            ipr.link("add", ifname=host_ifname, kind="veth", mtu=mtu, master=br,
+            ipr.link("add", ifname=host_ifname, kind="veth", mtu=mtu, master=br, state="up",
                      peer={"ifname": ifname, "net_ns_fd": fd, "address": mac, "mtu": mtu})
         except Exception as exc:
             if getattr(exc, "code", None) == errno.EEXIST:
@@ -178,7 +195,6 @@ def connect(netns_path: str, bridge: str, host_ifname: str, ip_cidr: str,
         finally:
             os.close(fd)
         try:
-            ipr.link("set", ifname=host_ifname, state="up")
             with _inside(netns_path) as nipr:
                 eth = _index(nipr, ifname)
                 lo = _index(nipr, "lo")
