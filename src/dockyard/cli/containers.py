@@ -139,42 +139,30 @@ def cmd_create(ctx: Context, argv: Sequence[str], verb: str = "create") -> int:
 
 
 def _start_wait(api: Client, cid: str, condition: str) -> Any:
-    """Ask for the container's exit on a thread, before start; ``result()`` blocks for it."""
-    import threading
-
+    """Ask for the container's exit before start. The daemon answers the headers once the wait
+    is registered (docker's order) and the body at the exit; ``result()`` reads the body, after
+    the attached stream ended (no thread needed: nothing else is read meanwhile)."""
     from dockyard.cli.client import ClientError
 
-    box: dict[str, Any] = {}
-    ready = threading.Event()
+    resp: Any = None
+    failed: ClientError | None = None
+    try:
+        resp = api.stream("POST", f"/containers/{quote(cid)}/wait", {"condition": condition})
+    except ClientError as e:
+        failed = e  # reported by result(), as docker reports a failed wait after the run
 
-    def wait() -> None:
-        try:
-            resp = api.stream("POST", f"/containers/{quote(cid)}/wait", {"condition": condition})
-            ready.set()
+    class Waiter:
+        def result(self) -> tuple[int, str]:
+            if resp is None:
+                assert failed is not None
+                raise failed
             try:
                 raw = resp.read()
             finally:
                 resp.close()
             from dockyard.leanjson import loads
 
-            box["result"] = loads(raw) if raw.strip() else {}
-        except ClientError as e:
-            box["error"] = e
-        except Exception as e:  # noqa: BLE001 - reported by result()
-            box["error"] = e
-        finally:
-            ready.set()
-
-    t = threading.Thread(target=wait, name="wait", daemon=True)
-    t.start()
-    ready.wait(5)  # the daemon answers the headers once the wait is registered (docker's order)
-
-    class Waiter:
-        def result(self) -> tuple[int, str]:
-            t.join()
-            if "error" in box:
-                raise box["error"]
-            doc = box.get("result") or {}
+            doc = (loads(raw) if raw.strip() else {}) or {}
             err = (doc.get("Error") or {}).get("Message") or ""
             return int(doc.get("StatusCode", 0)), err
 
