@@ -1,8 +1,10 @@
 """Start, stop, kill, exit, restart policies, pause and wait: the moving parts of a container.
 
-    start:  mount rootfs → conmon (runtime create; the init waits) → attachers connect →
-            runtime start → running; a pidfd on conmon tells the exit
-    exit:   exit code from conmon's exit file → runtime delete → unmount → exited → waiters,
+    start:  mount rootfs → network namespace → conmon (runtime create; the init waits) while
+            the network is plumbed → attachers connect → runtime start → running; a pidfd on
+            conmon tells the exit
+    exit:   exit code from conmon's exit file → runtime delete, unmount and network teardown
+            together → exited → waiters,
             ``die`` event → restart policy (back-off, ``restarting``) or ``--rm`` removal
     stop:   stop signal → wait ``-t`` seconds → SIGKILL → wait
 
@@ -124,12 +126,15 @@ class Lifecycle:
 
             await runtime_cmd.delete(rt, c.id)  # a leftover of an earlier run
         net = getattr(self, "net", None)
+        plumbing: asyncio.Future[None] | None = None
         if net is not None:
             try:
-                await net.setup(c)
+                attachments = await net.prepare(c)
             except DockyardError as e:
                 await self._start_failed(c, str(e))
                 raise
+            if attachments is not None:  # veths, ports, firewall: while the monitor starts
+                plumbing = asyncio.ensure_future(net.plumb(c, attachments))
         req = c.req
         launch = Launch(paths=paths, runtime=rt.path, runtime_args=("--root", rt.root),
                         name=c.name, tty=req.tty, stdin=req.open_stdin,
@@ -142,7 +147,14 @@ class Lifecycle:
                         log_size_max=0)
         try:
             monitor_pid, pid = await start_monitor(launch)
-        except MonitorError as e:
+        except BaseException as e:
+            if plumbing is not None:  # settled (and undone by _start_failed) before going on
+                (failed,) = await asyncio.gather(plumbing, return_exceptions=True)
+                if isinstance(failed, DockyardError):  # its undo took the namespace away from
+                    await self._start_failed(c, str(failed))  # the runtime: the cause is this
+                    raise failed from None
+            if not isinstance(e, MonitorError):
+                raise
             await self._start_failed(c, str(e))
             if c.state.exit_code in (126, 127):  # the command: the client's mistake (400)
                 raise InvalidArgument(str(e)) from None
@@ -151,6 +163,8 @@ class Lifecycle:
         starting = True
         c.watch = Watch(monitor_pid, lambda: None if starting else self._monitor_exited(c))
         try:
+            if plumbing is not None:
+                await plumbing
             await self._connect_attachers(c)
             from dockyard.engine import runtime_cmd
 
@@ -286,13 +300,15 @@ class Lifecycle:
             except DockyardError as e:
                 log.error("container %s exited; unmounting its rootfs failed: %s", c.id, e)
 
-        await asyncio.gather(delete(), unmount())
-        net = getattr(self, "net", None)
-        if net is not None:
-            try:
-                await net.teardown(c)
-            except DockyardError as e:
-                log.error("container %s exited; network teardown failed: %s", c.id, e)
+        async def network() -> None:
+            net = getattr(self, "net", None)
+            if net is not None:
+                try:
+                    await net.teardown(c)
+                except DockyardError as e:
+                    log.error("container %s exited; network teardown failed: %s", c.id, e)
+
+        await asyncio.gather(delete(), unmount(), network())
 
     @staticmethod
     async def cleaned(c: Container) -> None:

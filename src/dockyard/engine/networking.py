@@ -138,17 +138,31 @@ class Networking:
     def has_stack(self, c: Container) -> bool:
         return network_name(c.req.network_mode) is not None
 
-    async def setup(self, c: Container) -> None:
-        """Before the runtime creates the container: namespace, veths, ports, firewall, DNS."""
-        from dockyard.network import driver, netns
+    async def prepare(self, c: Container) -> list[Attachment] | None:
+        """Before the runtime creates the container: its pinned network namespace (the runtime
+        joins it by path). Returns what ``plumb`` needs; None without a network stack."""
+        from dockyard.network import netns
 
         if not self.has_stack(c):
-            return
-        loop = asyncio.get_running_loop()
+            return None
         attachments = await self.call(self.networks.endpoints_of, c.id)
-        path = self.netns_path(c.id)
         await self._release_kernel(c)
-        await loop.run_in_executor(None, netns.create, path)
+        try:
+            await asyncio.get_running_loop().run_in_executor(None, netns.create,
+                                                             self.netns_path(c.id))
+        except BaseException:
+            await self.teardown(c)
+            raise
+        return attachments
+
+    async def plumb(self, c: Container, attachments: list[Attachment]) -> None:
+        """The rest, while the runtime creates the container (its process runs only at the
+        runtime's start, after this: Docker's libnetwork does it in a prestart hook): veths,
+        addresses and routes, published ports, the firewall, DNS. On failure all of it goes."""
+        from dockyard.network import driver
+
+        loop = asyncio.get_running_loop()
+        path = self.netns_path(c.id)
         ifaces: dict[str, str] = {}
         routed = False  # one default route: via the first network that is not --internal
         try:
