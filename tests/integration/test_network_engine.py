@@ -663,3 +663,19 @@ def test_a_bridge_deleted_behind_the_daemons_back_is_made_again(net: Net, www: P
     finally:
         rm(net, "again")
         docker(net, "network", "rm", "gone")
+
+
+def test_a_table_deleted_behind_the_daemons_back_is_applied_whole_again(net: Net,
+                                                                       www: Path) -> None:
+    """Published ports are added to the daemon's table; when the table is gone (an admin ran
+    `nft flush ruleset`), the next start applies the whole table instead of failing."""
+    first, second = free_port(), free_port()
+    try:
+        web(net, www, "keep", "-p", f"127.0.0.1:{first}:80")
+        assert host_fetch(f"http://127.0.0.1:{first}/") == PAGE
+        subprocess.run(["nft", "delete", "table", "inet", net.table], check=True)
+        web(net, www, "more", "-p", f"127.0.0.1:{second}:80")
+        assert host_fetch(f"http://127.0.0.1:{second}/") == PAGE
+        assert host_fetch(f"http://127.0.0.1:{first}/") == PAGE  # its rule is back too
+    finally:
+        rm(net, "keep", "more")

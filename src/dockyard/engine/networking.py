@@ -18,7 +18,7 @@ import asyncio
 import logging
 import os
 
-from dockyard.errors import DockyardError, InvalidArgument, NotFound
+from dockyard.errors import DockyardError, InvalidArgument, KernelError, NotFound
 from dockyard.oci.runtime_spec import Mount
 
 TYPE_CHECKING = False
@@ -200,7 +200,7 @@ class Networking:
         self._bridges.add((name, gateway_cidr))
 
     async def teardown(self, c: Container) -> None:
-        """After the exit (or a failed start): everything ``setup`` made, gone."""
+        """After the exit (or a failed start): everything ``prepare`` and ``plumb`` made, gone."""
         if not self.has_stack(c):
             return
         await self._dns_remove(c)
@@ -261,10 +261,17 @@ class Networking:
         async with self._fw_lock:
             if text == self._applied and not force:
                 return  # unchanged (a container without published ports): nothing to run
-            script = text
+            loop = asyncio.get_running_loop()
+            script = None
             if not force and self._applied_rules is not None:
-                script = firewall.additions(self._applied_rules, ruleset, self.table) or text
-            await asyncio.get_running_loop().run_in_executor(None, nft.apply, script)
+                script = firewall.additions(self._applied_rules, ruleset, self.table)
+            try:
+                await loop.run_in_executor(None, nft.apply, script or text)
+            except KernelError:
+                if not script:
+                    raise
+                # the table is not what this daemon left (someone flushed it): the whole one
+                await loop.run_in_executor(None, nft.apply, text)
             self._applied, self._applied_rules = text, ruleset
 
     async def _dns_add(self, c: Container, attachments: list[Attachment]) -> None:
