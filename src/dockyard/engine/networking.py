@@ -183,7 +183,8 @@ class Networking:
                     await loop.run_in_executor(None, driver.hairpin, host_if, True)
             c.net_ifaces = ifaces  # type: ignore[attr-defined]
             await self._publish_ports(c, attachments)
-            await self.apply_firewall()
+            if c.id in self.published or not self._rules_cover(attachments):
+                await self.apply_firewall()
             await self._dns_add(c, attachments)
         except BaseException:
             await self.teardown(c)
@@ -205,14 +206,28 @@ class Networking:
             return
         await self._dns_remove(c)
         holder = self.ports.pop(c.id, None)
-        self.published.pop(c.id, None)
+        published = self.published.pop(c.id, None)
         if holder is not None:
             holder.close()
         await self._release_kernel(c)
+        if not published:  # the table names no port of it: nothing to take out
+            return
         try:
             await self.apply_firewall()
         except DockyardError as e:
             log.error("container %s: firewall update failed: %s", c.id, e)
+
+    def _rules_cover(self, attachments: list[Attachment]) -> bool:
+        """The applied table already has the rules of these networks (a container without
+        published ports then changes nothing in it: no store query, no render)."""
+        from dockyard.network import firewall
+
+        if self._applied_rules is None:
+            return False
+        have = set(self._applied_rules.networks)
+        return all(firewall.NetRule(bridge=a.network.bridge, subnet=a.network.subnet,
+                                    internal=a.network.internal) in have
+                   for a in attachments if a.network.bridge and a.network.subnet)
 
     async def _release_kernel(self, c: Container) -> None:
         """Unpin the namespace: with the container's processes gone the kernel frees it, and
