@@ -12,30 +12,13 @@ WARMUP=${WARMUP:-1}
 BUDGET=${BUDGET:-1200}
 CACHE=${CACHE:-/var/tmp/dockyard-bench-images}
 ARCHIVES=${ARCHIVES:-load.tar,load-gzip.tar}
-PY=.venv/bin/python
-
-[ "$(id -u)" -eq 0 ] || { echo "bench: needs root" >&2; exit 1; }
-for exe in "$PY" .venv/bin/dockyard .venv/bin/dockyard-runtime; do
-  [ -x "$exe" ] || { echo "bench: $exe not found (make deps)" >&2; exit 1; }
-done
-
-work=$(mktemp -d /tmp/dockyard-bench-images.XXXXXX)
-cleanup() {
-  # bench.py removes what it made; this is the last resort if it was killed
-  local m
-  for m in $(awk -v p="$work" '$5 == p || index($5, p "/") == 1 {print $5}' /proc/self/mountinfo |
-             sort -r); do
-    umount -l "$m" 2>/dev/null || true
-  done
-  rm -rf "$work"
-}
-trap cleanup EXIT
+. bench/lib.sh
+bench_setup images
 
 echo "== images ($CACHE; made once, then reused)"
-"$PY" -m compileall -q src >/dev/null  # with PYTHONDONTWRITEBYTECODE the CLI would compile every start
 "$PY" bench/images/images.py prepare "$CACHE" | "$PY" -c \
   'import json,sys; i=json.load(sys.stdin); print(i["ref"], i["image_id"], i["sizes"])'
-echo "$(uname -r), $(nproc) CPUs, $(awk '/MemTotal/ {printf "%.0f GiB RAM", $2/1048576}' /proc/meminfo)"
+bench_machine
 
 echo
 echo "== load: $RUNS rounds (+$WARMUP warm-up), alternating, budget ${BUDGET}s"

@@ -6,20 +6,14 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import subprocess
 import time
 from pathlib import Path
 
-import pytest
-from containers_util import cleaned_daemon, poll, state
+from containers_util import ENGINE_MARKS, cleaned_daemon, poll, state
 from daemon_util import Daemon, daemon_fixture
 
-pytestmark = [
-    pytest.mark.skipif(not Path("/bin/busybox").exists(), reason="needs host /bin/busybox"),
-    pytest.mark.skipif(shutil.which("docker") is None, reason="needs the docker CLI"),
-    pytest.mark.skipif(shutil.which("conmon") is None, reason="needs conmon"),
-]
+pytestmark = ENGINE_MARKS
 
 daemon = daemon_fixture()
 d = cleaned_daemon()

@@ -15,29 +15,14 @@ import socket
 import struct
 import time
 from collections.abc import Callable, Iterator
-from pathlib import Path
 
 import pytest
+from containers_util import ENGINE_MARKS, poll
 from daemon_util import Daemon, daemon_fixture
 
-pytestmark = [
-    pytest.mark.skipif(not Path("/bin/busybox").exists(), reason="needs host /bin/busybox"),
-    pytest.mark.skipif(shutil.which("docker") is None, reason="needs the docker CLI"),
-    pytest.mark.skipif(shutil.which("conmon") is None, reason="needs conmon"),
-]
+pytestmark = ENGINE_MARKS
 
 daemon = daemon_fixture()
-
-
-def poll(what: str, check: Callable[[], object], timeout: float = 20.0) -> object:
-    deadline = time.monotonic() + timeout
-    while True:
-        got = check()
-        if got:
-            return got
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(0.05)
 
 
 @pytest.fixture

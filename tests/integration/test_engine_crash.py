@@ -20,6 +20,7 @@ from pathlib import Path
 
 import pytest
 
+from containers_util import conmon_pids, poll
 from daemon_util import CLI, Daemon, daemon_fixture
 
 pytestmark = pytest.mark.skipif(not os.path.exists("/usr/bin/conmon"), reason="needs conmon")
@@ -45,17 +46,6 @@ CLI_DIR = os.path.dirname(CLI[0])
 COUNTER = "trap 'exit 0' TERM; i=0; while :; do echo $i; i=$((i+1)); sleep 0.2; done"
 
 
-def wait_for(what: str, cond, timeout: float = 20.0, step: float = 0.05):
-    deadline = time.monotonic() + timeout
-    while True:
-        value = cond()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(step)
-
-
 def state(d: Daemon, cid: str) -> dict:
     return d.json("GET", f"/containers/{cid}/json")["State"]
 
@@ -75,21 +65,6 @@ def log_numbers(d: Daemon, cid: str) -> list[int]:
 def mounts_of(cid: str) -> list[str]:
     with open("/proc/self/mountinfo") as f:
         return [ln for ln in f if cid in ln]
-
-
-def monitors_of(cid: str) -> list[int]:
-    pids = []
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        try:
-            with open(f"/proc/{entry}/cmdline", "rb") as f:
-                argv = f.read().split(b"\0")
-        except OSError:
-            continue
-        if argv and argv[0].endswith(b"conmon") and cid.encode() in argv:
-            pids.append(int(entry))
-    return pids
 
 
 def run_d(d: Daemon, *args: str) -> str:
@@ -117,7 +92,7 @@ def test_containers_outlive_a_killed_daemon(daemon: Daemon, cleanup, tmp_path: P
                     "while [ ! -e /ctl/go ]; do sleep 0.05; done; exit 7")
     always = run_d(daemon, "--name", "always", "--restart", "always", "busybox", "sleep", "1000")
     for cid in counters:
-        wait_for(f"{cid} to log", lambda: len(log_numbers(daemon, cid)) >= 2)
+        poll(f"{cid} to log", lambda: len(log_numbers(daemon, cid)) >= 2)
     always_pid = state(daemon, always)["Pid"]
     # the container that will be killed from the host while the daemon is down
     victim = counters[4]
@@ -132,7 +107,7 @@ def test_containers_outlive_a_killed_daemon(daemon: Daemon, cleanup, tmp_path: P
     os.kill(always_pid, signal.SIGKILL)
     # their monitors record the exits with nobody listening
     for cid in (quitter, victim, always):
-        wait_for(f"the monitor of {cid} to exit", lambda: not monitors_of(cid))
+        poll(f"the monitor of {cid} to exit", lambda: not conmon_pids(cid))
     time.sleep(0.5)  # the survivors log on meanwhile
     restarted_at = time.time()
     daemon.restart()
@@ -157,7 +132,7 @@ def test_containers_outlive_a_killed_daemon(daemon: Daemon, cleanup, tmp_path: P
     assert not mounts_of(victim)
 
     # --restart always: started again by the daemon that came back
-    st = wait_for("the restart-always container to run again",
+    st = poll("the restart-always container to run again",
                   lambda: (s := state(daemon, always))["Running"] and s)
     assert st["Pid"] != always_pid
 
@@ -165,7 +140,7 @@ def test_containers_outlive_a_killed_daemon(daemon: Daemon, cleanup, tmp_path: P
     for cid in counters[:4]:
         old = before[cid]
         last = daemon.docker("logs", "--tail", "1", cid).stdout
-        wait_for(f"{cid}'s log to grow",
+        poll(f"{cid}'s log to grow",
                  lambda: daemon.docker("logs", "--tail", "1", cid).stdout != last)
         now = log_numbers(daemon, cid)
         assert len(now) > len(old)
@@ -176,7 +151,7 @@ def test_containers_outlive_a_killed_daemon(daemon: Daemon, cleanup, tmp_path: P
     for cid in counters[:4]:
         st = state(daemon, cid)
         assert st["Status"] == "exited" and st["ExitCode"] == 0, st
-        assert not monitors_of(cid) and not mounts_of(cid)
+        assert not conmon_pids(cid) and not mounts_of(cid)
 
 
 def test_a_second_crash_after_adoption(daemon: Daemon, cleanup) -> None:
@@ -208,7 +183,7 @@ def test_a_second_crash_after_adoption(daemon: Daemon, cleanup) -> None:
     assert daemon.docker("wait", cid).stdout.strip() == "137"
     st = state(daemon, cid)
     assert st["Status"] == "exited" and st["ExitCode"] == 137, st
-    assert not monitors_of(cid) and not mounts_of(cid)
+    assert not conmon_pids(cid) and not mounts_of(cid)
 
 
 def _containers_dir(d: Daemon) -> Path:
@@ -225,7 +200,7 @@ def test_kill_during_create_then_start(daemon: Daemon, cleanup) -> None:
     daemon.restart()
     st = state(daemon, cid)
     assert st["Status"] == "created", st
-    assert not monitors_of(cid)
+    assert not conmon_pids(cid)
     assert not mounts_of(cid), "a container that is not running keeps its rootfs mounted"
     daemon.docker("start", cid)
     assert state(daemon, cid)["Running"]
@@ -255,23 +230,23 @@ def test_kill_during_docker_run(daemon: Daemon, cleanup, delay: float) -> None:
         if _containers_dir(daemon).exists() else set()
     if not listed:
         # absent: nothing of it on disk, mounted or monitored
-        strays = [c for c in on_disk if monitors_of(c) or mounts_of(c)]
+        strays = [c for c in on_disk if conmon_pids(c) or mounts_of(c)]
         assert not strays, f"pieces of a container that does not exist: {strays}"
         return
     (cid,) = listed
     st = state(daemon, cid)
     if st["Running"]:
-        assert monitors_of(cid), st
+        assert conmon_pids(cid), st
         daemon.docker("stop", cid)
     else:
         assert st["Status"] in ("created", "exited"), st
-        assert not monitors_of(cid), f"a {st['Status']} container still has a monitor"
+        assert not conmon_pids(cid), f"a {st['Status']} container still has a monitor"
         assert not mounts_of(cid), f"a {st['Status']} container still has its rootfs mounted"
     # whichever it is, it is usable: start it, stop it, remove it
     daemon.docker("start", cid)
     assert state(daemon, cid)["Running"]
     daemon.docker("rm", "-f", cid)
-    assert not monitors_of(cid) and not mounts_of(cid)
+    assert not conmon_pids(cid) and not mounts_of(cid)
     assert cid not in {p.name for p in _containers_dir(daemon).iterdir()}
 
 
@@ -304,25 +279,25 @@ exec {runtime} "$@"
         start = subprocess.Popen(["docker", "-H", d.host, "start", cid], stdout=subprocess.DEVNULL,
                                  stderr=subprocess.DEVNULL,
                                  env={**os.environ, "DOCKER_CONFIG": str(tmp_path)})
-        wait_for("the runtime's start", (tmp_path / "start-called").exists)
-        monitors = monitors_of(cid)
+        poll("the runtime's start", (tmp_path / "start-called").exists)
+        monitors = conmon_pids(cid)
         assert monitors, "no monitor for a container being started"
         d.kill9()
         start.communicate(timeout=30)
         (tmp_path / "go").touch()
         # the container now runs under its monitor, unknown to any daemon
-        wait_for("the container to run", lambda: os.path.exists(
+        poll("the container to run", lambda: os.path.exists(
             tmp_path / "d" / "root" / "containers" / cid / "ctr.log") and
             (tmp_path / "d" / "root" / "containers" / cid / "ctr.log").stat().st_size > 0)
         d.restart()
         st = state(d, cid)
         assert st["Status"] in ("created", "exited") and not st["Running"], st
-        wait_for("the orphaned monitor to end", lambda: not monitors_of(cid), timeout=10)
+        poll("the orphaned monitor to end", lambda: not conmon_pids(cid), timeout=10)
         assert not mounts_of(cid)
         d.docker("start", cid)
         assert state(d, cid)["Running"]
         d.docker("rm", "-f", cid)
-        assert not monitors_of(cid) and not mounts_of(cid)
+        assert not conmon_pids(cid) and not mounts_of(cid)
 
 
 @pytest.mark.parametrize("delay", [0.0, 0.03, 0.08])
@@ -349,7 +324,7 @@ def test_kill_during_rm(daemon: Daemon, cleanup, delay: float) -> None:
             assert state(daemon, cid)["Status"] == "exited"
         else:
             assert not (_containers_dir(daemon) / cid).exists(), f"{cid}: removed, its dir stays"
-        assert not mounts_of(cid) and not monitors_of(cid)
+        assert not mounts_of(cid) and not conmon_pids(cid)
     if left:
         daemon.docker("rm", *left)
     assert daemon.docker("ps", "-aq").stdout.strip() == ""
@@ -366,7 +341,7 @@ def test_paused_container_survives_a_crash(daemon: Daemon, cleanup) -> None:
     assert st["Status"] == "paused" and st["Paused"], st
     before = log_numbers(daemon, cid)
     daemon.docker("unpause", cid)
-    wait_for("the unpaused container to log", lambda: len(log_numbers(daemon, cid)) > len(before))
+    poll("the unpaused container to log", lambda: len(log_numbers(daemon, cid)) > len(before))
     daemon.docker("stop", cid)
     assert state(daemon, cid)["ExitCode"] == 0
 
@@ -384,14 +359,14 @@ def test_auto_remove_container_that_exited_while_down(daemon: Daemon, cleanup,
                   wait_file.format("second"))
     daemon.kill9()
     (ctl / "first").touch()
-    wait_for("the first container's monitor to exit", lambda: not monitors_of(gone))
+    poll("the first container's monitor to exit", lambda: not conmon_pids(gone))
     daemon.restart()
-    wait_for("the exited --rm container to be removed",
+    poll("the exited --rm container to be removed",
              lambda: gone not in daemon.docker("ps", "-aq", "--no-trunc").stdout)
     assert not (_containers_dir(daemon) / gone).exists() and not mounts_of(gone)
     assert state(daemon, later)["Running"]
     (ctl / "second").touch()
-    wait_for("the adopted --rm container to be removed after its exit",
+    poll("the adopted --rm container to be removed after its exit",
              lambda: later not in daemon.docker("ps", "-aq", "--no-trunc").stdout)
     assert not (_containers_dir(daemon) / later).exists() and not mounts_of(later)
 
@@ -402,7 +377,7 @@ def test_containers_outlive_a_clean_daemon_stop(daemon: Daemon, cleanup) -> None
     cid = run_d(daemon, "busybox", "sh", "-c", COUNTER)
     pid = state(daemon, cid)["Pid"]
     daemon.stop()
-    assert monitors_of(cid), "the container's monitor went with the daemon"
+    assert conmon_pids(cid), "the container's monitor went with the daemon"
     os.kill(pid, 0)  # still there
     daemon.start()
     st = state(daemon, cid)
@@ -426,10 +401,10 @@ def test_stopped_unless_stopped_container_stays_stopped_after_a_crash(
     stop = subprocess.Popen(["docker", "-H", daemon.host, "stop", cid], stdout=subprocess.DEVNULL,
                             stderr=subprocess.DEVNULL,
                             env={**os.environ, "DOCKER_CONFIG": str(cfg)})
-    wait_for("the stop signal to arrive", (ctl / "term").exists)
+    poll("the stop signal to arrive", (ctl / "term").exists)
     daemon.kill9()
     stop.communicate(timeout=30)
-    wait_for("the container's exit", lambda: not monitors_of(cid))
+    poll("the container's exit", lambda: not conmon_pids(cid))
     daemon.restart()
     st = state(daemon, cid)
     assert st["Status"] == "exited" and st["ExitCode"] == 0, st

@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pytest
 
+from containers_util import conmon_pids
 from daemon_util import Daemon, daemon_fixture
 
 pytestmark = pytest.mark.skipif(not os.path.exists("/usr/bin/conmon"), reason="needs conmon")
@@ -46,19 +47,6 @@ def mounts_under(path: Path, mountinfo: str = "/proc/self/mountinfo") -> list[st
         return [ln.split()[4] for ln in f if ln.split()[4].startswith(str(path))]
 
 
-def monitors(ids: set[str]) -> list[int]:
-    out = []
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        try:
-            with open(f"/proc/{entry}/cmdline", "rb") as f:
-                argv = f.read().split(b"\0")
-        except OSError:
-            continue
-        if argv[0].endswith(b"conmon") and any(i.encode() in argv for i in ids):
-            out.append(int(entry))
-    return out
 
 
 def exit_dir(d: Daemon) -> Path:
@@ -93,7 +81,7 @@ def test_parallel_run_rm_leaves_nothing(daemon: Daemon, tmp_path: Path) -> None:
     assert not containers.exists() or not list(containers.iterdir())
     assert mounts_under(daemon.root) == []
     assert container_cgroups(ids) == []
-    assert monitors(ids) == []
+    assert conmon_pids(*ids) == []
     assert not [i for i in ids if (exit_dir(daemon) / i).exists()], "exit files left behind"
 
 
@@ -131,7 +119,7 @@ def measure(d: Daemon, ids: set[str]) -> dict[str, int]:
         "mounts": len(mounts_under(d.root, f"/proc/{pid}/mountinfo")),
         "host mounts": len(mounts_under(d.root)),
         "cgroups": len(container_cgroups(ids)),
-        "monitors": len(monitors(ids)),
+        "monitors": len(conmon_pids(*ids)),
     }
 
 
