@@ -15,6 +15,9 @@
       volumes/<name>/_data           named volumes
       tmp/                           staging on the same filesystem, so renames are atomic
 
+``snapshots/``, ``containers/``, ``volumes/`` and ``tmp/`` are the tops of directory hierarchies
+for ext2/3/4's inode allocator (``chattr +T``, see ``spread_subtrees``).
+
 Every name that reaches a path is validated here first (digests by ``Digest.parse``; ids, refs and
 names by ``_component``), so no caller input can climb out of the root.
 """
@@ -24,6 +27,7 @@ from __future__ import annotations
 import os
 
 from dockyard.errors import InvalidArgument
+from dockyard.store.topdir import spread_subtrees
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -124,3 +128,5 @@ class Store:
         for d in (self.root, self.blobs, self.ingests, self.snapshots, self.snapshot_links, self.tmp,
                   f"{self.root}/containers", f"{self.root}/volumes"):
             os.makedirs(d, mode=0o711, exist_ok=True)
+        for d in (self.snapshots, self.tmp, f"{self.root}/containers", f"{self.root}/volumes"):
+            spread_subtrees(d)
