@@ -164,7 +164,8 @@ class Dockyard(Peer):
             "images": self.cli("images", "-aq").stdout.split(),
             "blobs": [f for _, _, fs in os.walk(self.root / "content/blobs") for f in fs],
             "snapshots": [n for n in _listdir(self.root / "snapshots") if n.isdigit()],
-            "staging": [n for n in _listdir(self.root / "tmp") if n.startswith("load-")],
+            # a finished load keeps its emptied slots a while (image/staging.py): no file left
+            "staging": [str(p) for p in (self.root / "tmp").glob("load-*/*/*")],
         }
         assert not any(left.values()), f"dockyard kept layers after rmi + prune: {left}"
 

@@ -19,10 +19,14 @@ from test_image_service import other, svc  # noqa: F401 - fixtures
 
 
 def staged_dirs(svc) -> list[str]:
+    """Staging directories holding anything but a finished load's empty slots."""
     try:
-        return sorted(n for n in os.listdir(svc.store.tmp) if n.startswith(staging.PREFIX))
+        names = os.listdir(svc.store.tmp)
     except FileNotFoundError:
         return []
+    return sorted(n for n in names if n.startswith(staging.PREFIX)
+                  and any(files or dirs for _, dirs, files in
+                          list(os.walk(os.path.join(svc.store.tmp, n)))[1:]))
 
 
 def load_file(svc, tmp_path, data: bytes, name: str = "archive.tar") -> list[str]:
@@ -115,11 +119,13 @@ def test_a_crashed_loads_staging_is_removed_by_the_next_load(svc, other, tmp_pat
     family(svc)
     os.makedirs(other.store.tmp, exist_ok=True)
     stale = os.path.join(other.store.tmp, "load-crashed")
-    os.makedirs(os.path.join(stale, "1/etc"))
-    with open(os.path.join(stale, "1/etc/f"), "w") as f:
-        f.write("left by a killed load")
+    os.makedirs(os.path.join(stale, "1/fs/etc"))
+    with open(os.path.join(stale, "1/fs/etc/f"), "w") as f:
+        f.write("left by a killed load")  # young, but not empty
     held = os.path.join(other.store.tmp, "load-inprogress")
-    os.mkdir(held)
+    os.makedirs(os.path.join(held, "1/fs"))
+    with open(os.path.join(held, "1/fs/f"), "w") as f:
+        f.write("being extracted")
     fd = os.open(held, os.O_RDONLY | os.O_DIRECTORY)
     try:
         fcntl.flock(fd, fcntl.LOCK_EX)  # a load still running holds its directory
@@ -130,6 +136,49 @@ def test_a_crashed_loads_staging_is_removed_by_the_next_load(svc, other, tmp_pat
     other.load(io.BytesIO(saved(svc, ["base:1"], "oci")))
     assert staged_dirs(other) == []
     assert_consistent(other)
+
+
+def _kept(svc) -> list[str]:
+    return sorted(n for n in os.listdir(svc.store.tmp) if n.startswith(staging.PREFIX))
+
+
+def test_a_finished_loads_empty_slots_stay_a_while_then_go(svc, other, tmp_path):
+    """Each layer was extracted into ``load-*/<n>/fs``; the emptied ``<n>`` stay KEEP_EMPTY
+    seconds (their block groups stay fuller than the emptiest, see image/staging.py)."""
+    from dockyard.store.topdir import FS_TOPDIR_FL, inode_flags
+
+    family(svc)
+    data = saved(svc, ["grandchild:1"], "docker")
+    load_file(other, tmp_path, data)
+    [first] = _kept(other)
+    path = os.path.join(other.store.tmp, first)
+    slots = os.listdir(path)
+    assert len(slots) == 3 and all(os.listdir(os.path.join(path, n)) == [] for n in slots)
+    flags = inode_flags(path)
+    assert flags is None or flags & FS_TOPDIR_FL  # a top of hierarchies where there are flags
+    other.remove("grandchild:1")
+    load_file(other, tmp_path, data, "again.tar")
+    assert len(_kept(other)) == 2 and staged_dirs(other) == []
+    old = staging.KEEP_EMPTY + 1
+    os.utime(path, (os.stat(path).st_atime - old, os.stat(path).st_mtime - old))
+    load_file(other, tmp_path, saved(svc, ["base:1"], "oci"), "third.tar")
+    kept = _kept(other)
+    assert first not in kept and len(kept) == 2  # the old one went, the new ones stay
+    assert_consistent(other)
+
+
+def test_at_most_max_kept_empty_staging_dirs_stay(tmp_path):
+    tmp = str(tmp_path)
+    now = 1_000_000.0
+    for i in range(staging.MAX_KEPT + 3):
+        d = tmp_path / f"load-{i:03}"
+        (d / "1").mkdir(parents=True)
+        os.utime(d, (now - i, now - i))  # load-000 the newest
+    (tmp_path / "other").mkdir()  # not a staging dir: never touched
+    removed = staging.remove_stale(tmp, now=now)
+    assert sorted(os.path.basename(p) for p in removed) == [
+        f"load-{i:03}" for i in range(staging.MAX_KEPT, staging.MAX_KEPT + 3)]
+    assert len(os.listdir(tmp)) == staging.MAX_KEPT + 1
 
 
 def _layer(n: int) -> bytes:

@@ -1,5 +1,5 @@
-"""store.topdir: the store's trees are tops of directory hierarchies (``chattr +T``) on ext2/3/4,
-so each new snapshot, container or load staging tree gets inode groups of its own."""
+"""store.topdir: the store's snapshots/ and tmp/ are tops of directory hierarchies (``chattr +T``),
+so each new snapshot or load staging tree gets inode groups of its own on ext2/3/4."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ import pytest
 from dockyard.store import Store
 from dockyard.store.topdir import FS_TOPDIR_FL, inode_flags, spread_subtrees
 
-SPREAD = ("snapshots", "tmp", "containers", "volumes")
+SPREAD = ("snapshots", "tmp")
 
 
 def _has_flags(path) -> bool:

@@ -15,6 +15,13 @@ checked again while extracting), confined as every extraction is; it becomes a s
 through ``prepare_layer`` / ``commit_layers`` (one syncfs before anything is marked complete).
 Crash safety: a staging directory is named ``load-*`` and flock'ed while in use; a crash leaves
 it behind, unreferenced, and the next load removes every ``load-*`` directory nobody holds.
+
+Where the trees go (store/topdir.py): the staging directory is a top of hierarchies, so each
+layer's slot ``load-*/<n>/`` lands in a block group of its own and its tree ``<n>/fs`` next to it.
+A finished load keeps its slots, empty, for ``KEEP_EMPTY`` seconds: an ``rmi`` of those layers
+then leaves their groups one directory fuller than the emptiest, so the next load's layers go to
+other groups instead of scanning the inodes just freed there (a journal-less ext4 will not reuse
+them for up to six minutes). Only empty directories are kept, at most ``MAX_KEPT`` loads' worth.
 """
 
 from __future__ import annotations
@@ -22,9 +29,11 @@ from __future__ import annotations
 import fcntl
 import os
 import shutil
+import time
 
 from dockyard.oci.digest import Digest
 from dockyard.record import Record
+from dockyard.store.topdir import spread_subtrees
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -33,6 +42,8 @@ if TYPE_CHECKING:
     from dockyard.image.service import ImageService
 
 PREFIX = "load-"
+KEEP_EMPTY = 600.0  # seconds: longer than ext4's six minutes of not reusing a freed inode
+MAX_KEPT = 32
 WORKERS = 2  # this VM's cores; extraction is mostly syscalls, sha256 and copies (GIL released)
 
 
@@ -45,9 +56,24 @@ class StagedLayer(Record):
     size: int  # bytes of regular-file content (docker's layer size)
 
 
-def remove_stale(tmp: str) -> list[str]:
-    """Remove ``load-*`` staging directories no live load holds (left by a crash)."""
-    removed = []
+def _only_empty_dirs(path: str) -> bool:
+    """``path`` holds nothing but empty directories (a finished load's slots)."""
+    try:
+        with os.scandir(path) as it:
+            for e in it:
+                if not e.is_dir(follow_symlinks=False) or os.listdir(e.path):
+                    return False
+    except OSError:
+        return False
+    return True
+
+
+def remove_stale(tmp: str, now: float | None = None) -> list[str]:
+    """Remove ``load-*`` staging directories no live load holds: a crashed load's, and finished
+    loads' empty slots once older than ``KEEP_EMPTY`` (or beyond the newest ``MAX_KEPT``)."""
+    removed: list[str] = []
+    kept: list[tuple[float, str]] = []
+    now = time.time() if now is None else now
     try:
         names = os.listdir(tmp)
     except FileNotFoundError:
@@ -66,10 +92,18 @@ def remove_stale(tmp: str) -> list[str]:
             os.close(fd)
             continue  # a load in progress
         try:
+            mtime = os.fstat(fd).st_mtime
+            if now - mtime < KEEP_EMPTY and _only_empty_dirs(path):
+                kept.append((mtime, path))
+                continue
             shutil.rmtree(path, ignore_errors=True)
             removed.append(path)
         finally:
             os.close(fd)
+    kept.sort(reverse=True)
+    for _, path in kept[MAX_KEPT:]:
+        shutil.rmtree(path, ignore_errors=True)
+        removed.append(path)
     return removed
 
 
@@ -178,6 +212,7 @@ class Stager:
         self.dir = tempfile.mkdtemp(prefix=PREFIX, dir=tmp)
         self._fd = os.open(self.dir, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
         fcntl.flock(self._fd, fcntl.LOCK_EX)
+        spread_subtrees(self.dir)  # each layer's slot in a block group of its own
         self._pool = ThreadPoolExecutor(max_workers=WORKERS, thread_name_prefix="stage")
         self._futures: dict[Digest, Future[StagedLayer | None]] = {}  # committed blobs
         self._feeds: dict[Feed, Future[StagedLayer | None]] = {}  # blobs being written
@@ -189,8 +224,9 @@ class Stager:
         caller reports progress on the returned ``Feed`` and then ``committed``/``abandon``."""
         feed = Feed(path, size)
         self._n += 1
-        tree = os.path.join(self.dir, str(self._n))
-        fut = self._pool.submit(self._extract, feed, tree)
+        slot = os.path.join(self.dir, str(self._n))
+        os.mkdir(slot, 0o700)
+        fut = self._pool.submit(self._extract, feed, os.path.join(slot, "fs"))
         self._feeds[feed] = fut
         self._jobs.append((feed, fut))
         return feed
@@ -241,7 +277,7 @@ class Stager:
     def close(self) -> None:
         """Stop every extraction still running (a blob not committed, or one no image turned
         out to need), wait for the workers (those not started are cancelled), remove every
-        tree not taken."""
+        tree not taken; the slots stay, empty (see the module docstring)."""
         for feed, _ in self._jobs:  # a worker still extracting stops at its next read
             feed.abandon()
         interrupted: BaseException | None = None
@@ -257,6 +293,12 @@ class Stager:
         self._futures.clear()
         self._feeds.clear()
         try:
+            for slot in os.listdir(self.dir):
+                slot = os.path.join(self.dir, slot)
+                for tree in os.listdir(slot):
+                    shutil.rmtree(os.path.join(slot, tree), ignore_errors=True)
+            os.utime(self._fd)  # finished now: kept KEEP_EMPTY from here
+        except OSError:
             shutil.rmtree(self.dir, ignore_errors=True)
         finally:
             os.close(self._fd)

@@ -15,8 +15,8 @@
       volumes/<name>/_data           named volumes
       tmp/                           staging on the same filesystem, so renames are atomic
 
-``snapshots/``, ``containers/``, ``volumes/`` and ``tmp/`` are the tops of directory hierarchies
-for ext2/3/4's inode allocator (``chattr +T``, see ``spread_subtrees``).
+``snapshots/`` and ``tmp/`` are tops of directory hierarchies for ext2/3/4's inode allocator
+(``chattr +T``): see store/topdir.py.
 
 Every name that reaches a path is validated here first (digests by ``Digest.parse``; ids, refs and
 names by ``_component``), so no caller input can climb out of the root.
@@ -128,5 +128,5 @@ class Store:
         for d in (self.root, self.blobs, self.ingests, self.snapshots, self.snapshot_links, self.tmp,
                   f"{self.root}/containers", f"{self.root}/volumes"):
             os.makedirs(d, mode=0o711, exist_ok=True)
-        for d in (self.snapshots, self.tmp, f"{self.root}/containers", f"{self.root}/volumes"):
+        for d in (self.snapshots, self.tmp):
             spread_subtrees(d)

@@ -1,18 +1,18 @@
-"""Where ext2/3/4 put a new directory's inodes: the store's trees in block groups of their own.
+"""Where ext2/3/4 put a new directory's inodes: unpacked layers in block groups of their own.
 
-ext4's Orlov allocator places a new directory in its parent's block group (files follow their
-directory), unless the parent carries FS_TOPDIR_FL (``chattr +T``, "the top of directory
-hierarchies"): then each new child goes to a group with free inodes and few directories. The
-store's unpacked layers, container dirs and load staging trees are such independent hierarchies.
-
-Why it matters: without a journal (this machine's root is one), ext4 does not reuse an inode freed
-less than one to six minutes ago, and finds that out one buffer lookup per free inode, scanning
-from the group's first inode for every file it creates (``recently_deleted()`` in
-fs/ext4/ialloc.c). A load that follows an ``rmi`` into the same group therefore scans the thousands
-of just-freed inodes once per new file: extracting bench/images' 5 layers (4455 files) took 1.2 s
-of system time there and 0.15 s in a group of its own. With a journal the flag only spreads the
-trees, which is what Orlov does for home directories. Other filesystems have no such flag: the
-ioctl fails there and nothing changes.
+ext4's Orlov allocator puts a new directory in (or next to) its parent's block group, and a file
+in its directory's group, unless the parent carries FS_TOPDIR_FL (``chattr +T``, "the top of
+directory hierarchies"): then the new directory goes to the group with the fewest directories
+among those with more free inodes and blocks than average. Unpacked layers are such independent
+hierarchies, and where they go matters on an ext4 without a journal (this machine's root): there
+the allocator does not reuse an inode freed less than one to six minutes ago, and finds that out
+by one buffer lookup per free inode, scanning from the group's first inode again for every new
+file (``recently_deleted()``, fs/ext4/ialloc.c). Unpacking a layer into the group an ``rmi`` just
+emptied costs quadratic system time: bench/images' 5 layers (4455 files) took 1.2-1.6 s of it
+there and 0.15 s in a group of their own. The flag alone does not avoid that group (once emptied
+it has the fewest directories again); image/staging.py keeps an empty directory there for a while,
+so the allocator passes on. With a journal the flag only spreads the trees. Other filesystems
+have no such flag: the ioctl fails there and nothing changes.
 """
 
 from __future__ import annotations
