@@ -1,10 +1,13 @@
 """Image benchmarks (issue 3, acceptance items 5 and 2). Root only. See bench/images/README.
 
-  bench.py load WORK --cache DIR [--runs N] [--warmup W] [--budget S]
+  bench.py load WORK --cache DIR [--runs N] [--warmup W] [--budget S] [--settle S]
       `dockyard -H unix://SOCK load -i` (private daemon) vs `docker load` (private dockerd) vs
       `podman load` (private storage) of the cached archives (images.py), alternated, the order
       rotated every round, plus ImageService.load in a child process (the engine alone);
-      medians, the ratio dockyard / faster peer, rows for bench/RESULTS.md
+      medians, the ratio dockyard / faster peer, rows for bench/RESULTS.md. Each engine's
+      images are removed right after its load (rmi + prune); with --settle S they are removed
+      after the round instead, then `sync` and S seconds of rest, so no load unpacks into
+      inodes freed in the last minute (ext4 without a journal scans those: bench/RESULTS.md)
   bench.py pagecache WORK [--containers 20]
       20 containers of one image read the same 64 MiB file: growth of the page cache
   bench.py disk WORK
@@ -325,7 +328,7 @@ def _listdir(path: Path) -> list[str]:
 
 
 def load_bench(work: Path, cache: Path, runs: int, warmup: int, budget: float,
-               which: list[str]) -> list[str]:
+               which: list[str], settle: float = 0.0) -> list[str]:
     info = images.prepare(cache)
     archives = {"load.tar": "docker-archive, uncompressed layers (as docker/podman/dockyard "
                             "save write it)",
@@ -374,13 +377,19 @@ def load_bench(work: Path, cache: Path, runs: int, warmup: int, budget: float,
                     if isinstance(peer, InProcess):
                         elapsed = peer.last
                     used = children_cpu() + peer.daemon_cpu() - c0
-                    peer.reset()
+                    if not settle:
+                        peer.reset()
                     if i >= warmup:
                         samples[peer.name].append(elapsed)
                         cpu[peer.name].append(used)
                     line.append(f"{peer.name} {elapsed:6.2f}s (cpu {used:5.2f}s)")
                 print(f"   {'warm-up' if i < warmup else f'round {i - warmup + 1}'}: "
                       + "  ".join(line) + f"   loadavg {os.getloadavg()[0]:.2f}", flush=True)
+                if settle:
+                    for peer in order:
+                        peer.reset()
+                    sync()
+                    time.sleep(settle)
             results.append((archive_name, samples, cpu))
     finally:
         for peer in reversed(peers):
@@ -412,7 +421,8 @@ def load_bench(work: Path, cache: Path, runs: int, warmup: int, budget: float,
         print(f"{'':{len(archive_name)}s}  CPU seconds (medians; dockyard: client + daemon; "
               f"docker: client + dockerd + containerd): " + ", ".join(f"{n} {m:.2f}" for n, m in cpu_med.items()))
         rows.append(f"| {date} | {machine} | load {archive_name}: "
-                    f"{info['sizes'][archive_name] / 1e6:.0f} MB, busybox + 5 x 40 MiB layers | "
+                    f"{info['sizes'][archive_name] / 1e6:.0f} MB, busybox + 5 x 40 MiB layers"
+                    f"{f' (settled {settle:.0f} s)' if settle else ''} | "
                     f"{n_runs} | {med['dockyard']:.2f} | {_fmt(med.get('docker'))} | "
                     f"{_fmt(med.get('podman'))} | {ratio:.2f} ({faster}) | "
                     + ", ".join(_fmt(cpu_med.get(n)) for n in ("dockyard", "docker", "podman"))
@@ -795,6 +805,9 @@ def main() -> None:
     lo.add_argument("--budget", type=float, default=1200.0,
                     help="seconds: no new round starts after this (default 1200)")
     lo.add_argument("--archives", default="load.tar,load-gzip.tar")
+    lo.add_argument("--settle", type=float, default=0.0,
+                    help="seconds of rest after each round's removals (default 0: each engine "
+                         "removes its image right after its load)")
     pc = sub.add_parser("pagecache")
     pc.add_argument("work", type=Path)
     pc.add_argument("--containers", type=int, default=20)
@@ -809,7 +822,8 @@ def main() -> None:
         sys.exit("bench: needs root")
     a.work.mkdir(parents=True, exist_ok=True)
     if a.cmd == "load":
-        rows = load_bench(a.work, a.cache, a.runs, a.warmup, a.budget, a.archives.split(","))
+        rows = load_bench(a.work, a.cache, a.runs, a.warmup, a.budget, a.archives.split(","),
+                          a.settle)
     elif a.cmd == "pagecache":
         rows = pagecache_bench(a.work, a.containers)
     elif a.cmd == "disk":

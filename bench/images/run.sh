@@ -3,7 +3,8 @@
 # `docker load` and `podman load`; page cache of 20 containers reading one 64 MiB file; layer
 # sharing on disk. Root only. Env: RUNS (5), WARMUP (1), BUDGET (1200 s for the load rounds),
 # CACHE (/var/tmp/dockyard-bench-images: the generated archives, kept between runs),
-# ARCHIVES (load.tar,load-gzip.tar), PROFILE=1 (also profile `dockyard load`). See README.
+# ARCHIVES (load.tar,load-gzip.tar), SETTLE (0: seconds of rest after each round's removals),
+# PROFILE=1 (also profile `dockyard load`). See README.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 
@@ -12,6 +13,7 @@ WARMUP=${WARMUP:-1}
 BUDGET=${BUDGET:-1200}
 CACHE=${CACHE:-/var/tmp/dockyard-bench-images}
 ARCHIVES=${ARCHIVES:-load.tar,load-gzip.tar}
+SETTLE=${SETTLE:-0}
 . bench/lib.sh
 bench_setup images
 
@@ -23,7 +25,7 @@ bench_machine
 echo
 echo "== load: $RUNS rounds (+$WARMUP warm-up), alternating, budget ${BUDGET}s"
 "$PY" bench/images/bench.py load "$work/load" --cache "$CACHE" --runs "$RUNS" \
-  --warmup "$WARMUP" --budget "$BUDGET" --archives "$ARCHIVES"
+  --warmup "$WARMUP" --budget "$BUDGET" --archives "$ARCHIVES" --settle "$SETTLE"
 
 echo
 echo "== page cache: 20 containers read the same 64 MiB file"

@@ -293,6 +293,8 @@ class Stager:
         self._futures.clear()
         self._feeds.clear()
         try:
+            if not self._n:
+                raise FileNotFoundError  # no layer was staged: nothing worth keeping
             for slot in os.listdir(self.dir):
                 slot = os.path.join(self.dir, slot)
                 for tree in os.listdir(slot):
