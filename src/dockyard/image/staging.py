@@ -293,19 +293,25 @@ class Stager:
         self._futures.clear()
         self._feeds.clear()
         try:
-            if not self._n:
-                raise FileNotFoundError  # no layer was staged: nothing worth keeping
+            if not self._n or not self._empty_slots():  # no layer staged: nothing worth keeping
+                shutil.rmtree(self.dir, ignore_errors=True)
+        finally:
+            os.close(self._fd)
+        if interrupted is not None:
+            raise interrupted
+
+    def _empty_slots(self) -> bool:
+        """Remove the trees not taken, keep the slots (the module docstring says why); False if
+        that failed (then the whole directory goes)."""
+        try:
             for slot in os.listdir(self.dir):
                 slot = os.path.join(self.dir, slot)
                 for tree in os.listdir(slot):
                     shutil.rmtree(os.path.join(slot, tree), ignore_errors=True)
             os.utime(self._fd)  # finished now: kept KEEP_EMPTY from here
         except OSError:
-            shutil.rmtree(self.dir, ignore_errors=True)
-        finally:
-            os.close(self._fd)
-        if interrupted is not None:
-            raise interrupted
+            return False
+        return True
 
     def __enter__(self) -> Stager:
         return self
