@@ -1,13 +1,14 @@
 """Image benchmarks (issue 3, acceptance items 5 and 2). Root only. See bench/images/README.
 
-  bench.py load WORK --cache DIR [--runs N] [--warmup W] [--budget S] [--settle S]
+  bench.py load WORK --cache DIR [--runs N] [--warmup W] [--budget S] [--settle S] [--rest S]
       `dockyard -H unix://SOCK load -i` (private daemon) vs `docker load` (private dockerd) vs
       `podman load` (private storage) of the cached archives (images.py), alternated, the order
       rotated every round, plus ImageService.load in a child process (the engine alone);
       medians, the ratio dockyard / faster peer, rows for bench/RESULTS.md. Each engine's
       images are removed right after its load (rmi + prune); with --settle S they are removed
       after the round instead, then `sync` and S seconds of rest, so no load unpacks into
-      inodes freed in the last minute (ext4 without a journal scans those: bench/RESULTS.md)
+      inodes freed in the last minute (ext4 without a journal scans those: bench/RESULTS.md);
+      the first round starts after a sync and --rest seconds (61), for the same reason
   bench.py pagecache WORK [--containers 20]
       20 containers of one image read the same 64 MiB file: growth of the page cache
   bench.py disk WORK
@@ -193,7 +194,10 @@ class Dockyard(Peer):
 class InProcess(Peer):
     """``ImageService.open`` on a fresh root + ``load`` of the archive file, timed inside a child
     process (no CLI, no HTTP, no spool; CPython start and imports not counted): the engine's
-    own work, for comparison with the daemon path. Not a peer in the ratio."""
+    own work, for comparison with the daemon path. Not a peer in the ratio. The roots are
+    removed at the end, not after each load: deleting 4455 files in the middle of the run
+    would leave the next loads (of any engine whose files land in those inode groups) scanning
+    the freed inodes (bench/RESULTS.md, "ext4")."""
 
     name = "in-process"
 
@@ -220,8 +224,12 @@ class InProcess(Peer):
     def reset(self) -> None:
         if self.root is not None:
             assert not ed.mounts_under(self.root), ed.mounts_under(self.root)
-            shutil.rmtree(self.root)
             self.root = None
+
+    def stop(self) -> list[str]:
+        problems = [f"mount {m}" for m in ed.unmount_under(self.work)]
+        shutil.rmtree(self.work, ignore_errors=True)
+        return problems
 
 
 class Docker(Peer):
@@ -328,7 +336,7 @@ def _listdir(path: Path) -> list[str]:
 
 
 def load_bench(work: Path, cache: Path, runs: int, warmup: int, budget: float,
-               which: list[str], settle: float = 0.0) -> list[str]:
+               which: list[str], settle: float = 0.0, rest: float = 0.0) -> list[str]:
     info = images.prepare(cache)
     archives = {"load.tar": "docker-archive, uncompressed layers (as docker/podman/dockyard "
                             "save write it)",
@@ -355,6 +363,11 @@ def load_bench(work: Path, cache: Path, runs: int, warmup: int, budget: float,
             print("podman: not installed; skipped")
         versions = {p.name: getattr(p, "version", "") for p in peers}
         print("peers: " + ", ".join(f"{n} {v}".strip() for n, v in versions.items()))
+        if rest:
+            print(f"\nresting {rest:.0f} s after a sync: no inode freed in the last minute "
+                  "(earlier runs' deletions; bench/RESULTS.md, \"ext4\")", flush=True)
+            sync()
+            time.sleep(rest)
         for archive_name, label in archives.items():
             archive = cache / archive_name
             samples: dict[str, list[float]] = {p.name: [] for p in peers}
@@ -805,6 +818,8 @@ def main() -> None:
     lo.add_argument("--budget", type=float, default=1200.0,
                     help="seconds: no new round starts after this (default 1200)")
     lo.add_argument("--archives", default="load.tar,load-gzip.tar")
+    lo.add_argument("--rest", type=float, default=61.0,
+                    help="seconds of rest after a sync before the first round (default 61)")
     lo.add_argument("--settle", type=float, default=0.0,
                     help="seconds of rest after each round's removals (default 0: each engine "
                          "removes its image right after its load)")
@@ -823,7 +838,7 @@ def main() -> None:
     a.work.mkdir(parents=True, exist_ok=True)
     if a.cmd == "load":
         rows = load_bench(a.work, a.cache, a.runs, a.warmup, a.budget, a.archives.split(","),
-                          a.settle)
+                          a.settle, a.rest)
     elif a.cmd == "pagecache":
         rows = pagecache_bench(a.work, a.containers)
     elif a.cmd == "disk":
