@@ -146,7 +146,7 @@ def test_a_finished_loads_empty_slots_stay_a_while_then_go(svc, other, tmp_path)
     """Each layer was extracted into ``load-*/<n>/fs``; the emptied ``<n>`` stay KEEP_EMPTY
     seconds (their block groups stay fuller than the emptiest, see image/staging.py)."""
     from dockyard.image.maintenance import prune
-    from dockyard.store.topdir import FS_TOPDIR_FL, inode_flags
+    from dockyard.kernel.inode_flags import FS_TOPDIR_FL, inode_flags
 
     family(svc)
     data = saved(svc, ["grandchild:1"], "docker")

@@ -16,7 +16,7 @@ through ``prepare_layer`` / ``commit_layers`` (one syncfs before anything is mar
 Crash safety: a staging directory is named ``load-*`` and flock'ed while in use; a crash leaves
 it behind, unreferenced, and the next load removes every ``load-*`` directory nobody holds.
 
-Where the trees go (store/topdir.py): the staging directory is a top of hierarchies, so each
+Where the trees go (kernel/inode_flags.py): the staging directory is a top of hierarchies, so each
 layer's slot ``load-*/<n>/`` lands in a block group of its own and its tree ``<n>/fs`` next to it.
 A finished load keeps its slots, empty, for ``KEEP_EMPTY`` seconds: an ``rmi`` of those layers
 then leaves their groups one directory fuller than the emptiest, so the next load's layers go to
@@ -33,7 +33,7 @@ import time
 
 from dockyard.oci.digest import Digest
 from dockyard.record import Record
-from dockyard.store.topdir import spread_subtrees
+from dockyard.kernel.inode_flags import spread_subtrees
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:

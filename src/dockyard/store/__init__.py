@@ -16,7 +16,7 @@
       tmp/                           staging on the same filesystem, so renames are atomic
 
 ``snapshots/`` and ``tmp/`` are tops of directory hierarchies for ext2/3/4's inode allocator
-(``chattr +T``): see store/topdir.py.
+(``chattr +T``): see kernel/inode_flags.py.
 
 Every name that reaches a path is validated here first (digests by ``Digest.parse``; ids, refs and
 names by ``_component``), so no caller input can climb out of the root.
@@ -27,7 +27,7 @@ from __future__ import annotations
 import os
 
 from dockyard.errors import InvalidArgument
-from dockyard.store.topdir import spread_subtrees
+from dockyard.kernel.inode_flags import spread_subtrees
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:

@@ -1,5 +1,6 @@
-"""store.topdir: the store's snapshots/ and tmp/ are tops of directory hierarchies (``chattr +T``),
-so each new snapshot or load staging tree gets inode groups of its own on ext2/3/4."""
+"""kernel.inode_flags: the store's snapshots/ and tmp/ are tops of directory hierarchies
+(``chattr +T``), so each new snapshot or load staging tree gets inode groups of its own on
+ext2/3/4."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ import subprocess
 import pytest
 
 from dockyard.store import Store
-from dockyard.store.topdir import FS_TOPDIR_FL, inode_flags, spread_subtrees
+from dockyard.kernel.inode_flags import FS_TOPDIR_FL, inode_flags, spread_subtrees
 
 SPREAD = ("snapshots", "tmp")
 
